@@ -1,0 +1,11 @@
+// Package actors holds the ergo building blocks that ergonx is made of and
+// that know nothing of servings: safe node options, a task supervisor, the
+// bridge that lets plain goroutines wait on actors, process-group scopes
+// compatible with Erlang's pg, and the wire codecs that carry tensors
+// between nodes.
+//
+// Everything here targets github.com/ergo-services/ergo v1.999.224 (ergo
+// v2.2.4) and designs around its known traps: references that repeat every
+// 262,144 calls, bounded mailboxes that drop messages silently, remote
+// messages reordered across connection handlers, and string exit reasons.
+package actors
