@@ -1,0 +1,62 @@
+package batch
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gorgonia.org/tensor"
+)
+
+func TestSliceRowsSharesMemory(t *testing.T) {
+	m := mat(3, 2, 1, 2, 3, 4, 5, 6)
+	c, err := SliceRows(m, 1, 2)
+	require.NoError(t, err)
+	d := c.(*tensor.Dense)
+	data, shape := ints(t, d)
+	assert.Equal(t, []int{2, 2}, shape)
+	assert.Equal(t, []int64{3, 4, 5, 6}, data)
+	assert.False(t, d.IsView())
+
+	d.Data().([]int64)[0] = 42
+	assert.Equal(t, int64(42), m.Data().([]int64)[2])
+}
+
+func TestSliceRowsWholeReturnsSame(t *testing.T) {
+	m := mat(3, 2, 1, 2, 3, 4, 5, 6)
+	c, err := SliceRows(m, 0, 3)
+	require.NoError(t, err)
+	assert.Same(t, m, c)
+}
+
+func TestSliceRowsOutOfRange(t *testing.T) {
+	_, err := SliceRows(mat(3, 1, 1, 2, 3), 2, 2)
+	require.ErrorIs(t, err, ErrRows)
+	assert.Equal(t, "batch: rows out of range: rows [2,4) of a tensor with 3 rows", err.Error())
+	_, err = SliceRows(tensor.New(tensor.FromScalar(1.0)), 0, 1)
+	require.ErrorIs(t, err, ErrRows)
+}
+
+func TestSliceRowsEmptyRange(t *testing.T) {
+	c, err := SliceRows(mat(3, 2, 1, 2, 3, 4, 5, 6), 1, 0)
+	require.NoError(t, err)
+	assert.Equal(t, []int{0, 2}, []int(c.(*tensor.Dense).Shape()))
+}
+
+func TestConcatRowsContainers(t *testing.T) {
+	c, err := ConcatRows(Tuple{vec(1), vec(10)}, Tuple{vec(2, 3), vec(20, 30)})
+	require.NoError(t, err)
+	tu := c.(Tuple)
+	a, _ := ints(t, tu[0].(*tensor.Dense))
+	b, _ := ints(t, tu[1].(*tensor.Dense))
+	assert.Equal(t, []int64{1, 2, 3}, a)
+	assert.Equal(t, []int64{10, 20, 30}, b)
+}
+
+func TestRows(t *testing.T) {
+	n, err := Rows(Map{"x": mat(2, 2, 1, 2, 3, 4), "y": vec(5, 6)})
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	_, err = Rows(Tuple{vec(1), vec(1, 2)})
+	require.ErrorIs(t, err, ErrUnequalRows)
+}
