@@ -1,0 +1,104 @@
+package compiler
+
+import (
+	"maps"
+	"sync"
+)
+
+// DefaultCompiler is the compiler used when Options.Compiler is empty.
+const DefaultCompiler = "cpu"
+
+// Options are the options a computation is compiled with (Nx's defn
+// options). The zero value compiles for the default compiler with one
+// partition.
+type Options struct {
+	// Compiler names a registered compiler. "" means DefaultCompiler.
+	Compiler string
+
+	// MaxConcurrency is how many partitions the CPU evaluator offers
+	// (servings started with Partitions run one batch at a time on each).
+	// 0 or less means 1.
+	MaxConcurrency int
+
+	// Device is the device a partition runs on (a GPU ordinal for the
+	// CUDA compiler). Compilers that list one partition per device set it.
+	Device int
+
+	// Extra holds free-form keys for custom compilers (Nx's keyword list
+	// tail). Options values are copied on write: With never changes a map
+	// another Options holds.
+	Extra map[string]any
+}
+
+// Option changes Options; pass them to Resolve, SetDefaultOptions or
+// serving.New.
+type Option func(*Options)
+
+// WithCompiler selects the compiler by name.
+func WithCompiler(name string) Option { return func(o *Options) { o.Compiler = name } }
+
+// WithMaxConcurrency sets MaxConcurrency.
+func WithMaxConcurrency(n int) Option { return func(o *Options) { o.MaxConcurrency = n } }
+
+// WithDevice sets Device.
+func WithDevice(id int) Option { return func(o *Options) { o.Device = id } }
+
+// With sets a free-form key.
+func With(key string, value any) Option {
+	return func(o *Options) {
+		extra := make(map[string]any, len(o.Extra)+1)
+		maps.Copy(extra, o.Extra)
+		extra[key] = value
+		o.Extra = extra
+	}
+}
+
+// Get returns the free-form key.
+func (o Options) Get(key string) (any, bool) {
+	v, ok := o.Extra[key]
+	return v, ok
+}
+
+// CompilerName returns Compiler, or DefaultCompiler when it is empty.
+func (o Options) CompilerName() string {
+	if o.Compiler == "" {
+		return DefaultCompiler
+	}
+	return o.Compiler
+}
+
+// Apply returns o changed by opts, in order.
+func (o Options) Apply(opts ...Option) Options {
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+var (
+	defaultsMu sync.RWMutex
+	defaults   []Option // guarded by defaultsMu
+)
+
+// SetDefaultOptions replaces the program-wide default options (Nx's
+// Nx.Defn.default_options/1). Resolve applies them before the options of
+// each call. Set them at start-up, before servings start: servings resolve
+// their options once, when they are created.
+func SetDefaultOptions(opts ...Option) {
+	defaultsMu.Lock()
+	defer defaultsMu.Unlock()
+	defaults = append([]Option(nil), opts...)
+}
+
+// DefaultOptions returns the program-wide default options applied to the
+// zero Options.
+func DefaultOptions() Options {
+	defaultsMu.RLock()
+	defer defaultsMu.RUnlock()
+	return Options{}.Apply(defaults...)
+}
+
+// Resolve returns the default options merged with opts: opts win.
+func Resolve(opts ...Option) Options {
+	return DefaultOptions().Apply(opts...)
+}
