@@ -1,0 +1,73 @@
+package serving
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+)
+
+// Errors returned by servings. Test them with errors.Is; the returned
+// errors wrap them with the details of the failing call.
+var (
+	// ErrNotBatch is returned when a serving without ClientPreprocessing
+	// is given an input that is not a *batch.Batch.
+	ErrNotBatch = errors.New("serving: the default client preprocessing expects a *batch.Batch as input; " +
+		"give a batch or set a ClientPreprocessing")
+
+	// ErrEmptyBatch is returned for a batch without rows.
+	ErrEmptyBatch = errors.New("serving: cannot run with an empty batch")
+
+	// ErrBadCallback is returned when a user callback returns something
+	// the serving cannot use (a nil batch, a nil function...). It comes
+	// wrapped in a *CallbackError naming the callback.
+	ErrBadCallback = errors.New("serving: callback returned an invalid value")
+
+	// ErrOutputRows is returned when an execution returns fewer rows than
+	// the batch it ran: every output tensor must keep the batch axis, so
+	// that each caller can take its own rows.
+	ErrOutputRows = errors.New("serving: output has fewer rows than the batch")
+)
+
+// CallbackError reports a failure inside user code: a callback returned
+// an error, panicked, or returned an invalid value. Err is the cause (a
+// *PanicError for a panic) and is unwrapped by errors.Is and errors.As.
+type CallbackError struct {
+	// Module is the Go type of the serving's module.
+	Module string
+	// Callback is the failing call: "Init", "HandleBatch", "execute" (the
+	// function HandleBatch returned), "ClientPreprocessing",
+	// "ClientPostprocessing" or "DistributedPostprocessing".
+	Callback string
+	// Err is the cause.
+	Err error
+}
+
+func (e *CallbackError) Error() string {
+	return fmt.Sprintf("serving: %s %s: %v", e.Module, e.Callback, e.Err)
+}
+
+func (e *CallbackError) Unwrap() error { return e.Err }
+
+// PanicError is a panic recovered from user code, with the stack of the
+// goroutine that panicked. When the panic value is an error, Unwrap
+// returns it.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("panic: %v", e.Value)
+}
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// newPanicError captures the current stack; call it inside the deferred
+// recover.
+func newPanicError(v any) *PanicError {
+	return &PanicError{Value: v, Stack: debug.Stack()}
+}
