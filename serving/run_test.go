@@ -298,4 +298,3 @@ func TestJIT(t *testing.T) {
 	_, err = Run(context.Background(), JIT(times2, compiler.WithCompiler("nope")), b)
 	require.ErrorIs(t, err, compiler.ErrUnknownCompiler)
 }
-
