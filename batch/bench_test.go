@@ -99,3 +99,19 @@ func BenchmarkGorgoniaStack64(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSlicerRowsOne is the serving's per-caller reply cost.
+func BenchmarkSlicerRowsOne(b *testing.B) {
+	s, err := NewSlicer(tensor.New(tensor.WithShape(64, 16), tensor.Of(tensor.Float32)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Rows(i%64, 1); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

@@ -60,3 +60,64 @@ func TestRows(t *testing.T) {
 	_, err = Rows(Tuple{vec(1), vec(1, 2)})
 	require.ErrorIs(t, err, ErrUnequalRows)
 }
+
+func TestSlicerRows(t *testing.T) {
+	out := mat(4, 2, 1, 2, 3, 4, 5, 6, 7, 8)
+	s, err := NewSlicer(out)
+	require.NoError(t, err)
+	assert.Equal(t, 4, s.Len())
+
+	for start := 0; start < 4; start++ {
+		c, err := s.Rows(start, 1)
+		require.NoError(t, err)
+		data, shape := ints(t, c.(*tensor.Dense))
+		assert.Equal(t, []int{1, 2}, shape)
+		assert.Equal(t, []int64{int64(2*start + 1), int64(2*start + 2)}, data)
+	}
+	c, err := s.Rows(1, 2)
+	require.NoError(t, err)
+	data, _ := ints(t, c.(*tensor.Dense))
+	assert.Equal(t, []int64{3, 4, 5, 6}, data)
+
+	whole, err := s.Rows(0, 4)
+	require.NoError(t, err)
+	assert.Same(t, out, whole)
+
+	_, err = s.Rows(3, 2)
+	require.ErrorIs(t, err, ErrRows)
+}
+
+func TestSlicerContainers(t *testing.T) {
+	s, err := NewSlicer(Tuple{mat(3, 1, 1, 2, 3), Map{"x": vec(10, 20, 30)}})
+	require.NoError(t, err)
+	c, err := s.Rows(2, 1)
+	require.NoError(t, err)
+	tu := c.(Tuple)
+	a, _ := ints(t, tu[0].(*tensor.Dense))
+	x, _ := ints(t, tu[1].(Map)["x"].(*tensor.Dense))
+	assert.Equal(t, []int64{3}, a)
+	assert.Equal(t, []int64{30}, x)
+}
+
+// Many goroutines slicing one output get their own rows.
+func TestSlicerConcurrent(t *testing.T) {
+	xs := make([]int64, 64)
+	for i := range xs {
+		xs[i] = int64(i)
+	}
+	s, err := NewSlicer(vec(xs...))
+	require.NoError(t, err)
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		go func(i int) {
+			c, err := s.Rows(i, 1)
+			if err == nil && c.(*tensor.Dense).Data().([]int64)[0] != int64(i) {
+				err = assert.AnError
+			}
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < 64; i++ {
+		require.NoError(t, <-errs)
+	}
+}

@@ -1,0 +1,113 @@
+package batch
+
+import (
+	"fmt"
+	"sync"
+
+	"gorgonia.org/tensor"
+)
+
+// A Slicer cuts row ranges out of one container for many readers: a
+// serving's execution output, from which every caller takes its own rows.
+// Rows(start, n) returns what SliceRows would (tensors sharing the
+// container's memory), but costs a shallow copy of a cached prototype
+// instead of a full tensor construction: it caches, per row count, one
+// tensor per leaf and clones it with its memory pointed at the rows asked
+// for.
+//
+// A Slicer is safe for concurrent use. The container must not change
+// while it is in use.
+type Slicer struct {
+	whole  any
+	tmpl   *Template
+	leaves []*tensor.Dense // row-major
+	rowLen []int           // bytes per row of each leaf
+	rows   int
+
+	mu     sync.RWMutex
+	protos map[int][]*tensor.Dense // guarded by mu: row count → prototype per leaf
+}
+
+// NewSlicer prepares c (a container whose tensors share a first axis) for
+// slicing.
+func NewSlicer(c any) (*Slicer, error) {
+	tmpl, rows, leaves, err := describe(c, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Slicer{whole: c, tmpl: tmpl, leaves: leaves, rowLen: make([]int, len(leaves)), rows: rows}
+	for i, d := range leaves {
+		if s.leaves[i], err = rowMajor(d); err != nil {
+			return nil, err
+		}
+		s.rowLen[i] = rowSize(d.Dtype(), []int(d.Shape())[1:])
+	}
+	return s, nil
+}
+
+// Len returns the number of rows of the container.
+func (s *Slicer) Len() int { return s.rows }
+
+// Rows returns rows [start, start+n) of every tensor, sharing memory with
+// the container; the whole container when the range covers it.
+func (s *Slicer) Rows(start, n int) (any, error) {
+	if start < 0 || n < 0 || start+n > s.rows {
+		return nil, fmt.Errorf("%w: rows [%d,%d) of a container with %d rows", ErrRows, start, start+n, s.rows)
+	}
+	if start == 0 && n == s.rows {
+		return s.whole, nil
+	}
+	protos, err := s.prototypes(n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*tensor.Dense, len(protos))
+	for i, p := range protos {
+		c := p.ShallowClone()
+		// The clone has the prototype's shape ([n, row...]) and strides,
+		// which do not depend on where the rows start; only its memory
+		// moves. Raw is the tensor's whole memory (gorgonia keeps it as a
+		// Go slice, so the output stays alive while callers hold rows).
+		raw := rawBytes(s.leaves[i])
+		c.Raw = raw[start*s.rowLen[i] : (start+n)*s.rowLen[i]]
+		out[i] = c
+	}
+	if len(out) == 1 && s.tmpl.kind == leafKind {
+		return out[0], nil
+	}
+	c, _ := s.tmpl.rebuild(out)
+	return c, nil
+}
+
+// prototypes returns one tensor per leaf with n rows, built once.
+func (s *Slicer) prototypes(n int) ([]*tensor.Dense, error) {
+	s.mu.RLock()
+	protos, ok := s.protos[n]
+	s.mu.RUnlock()
+	if ok {
+		return protos, nil
+	}
+	protos = make([]*tensor.Dense, len(s.leaves))
+	for i, d := range s.leaves {
+		p, err := sliceLeaf(d, 0, n)
+		if err != nil {
+			return nil, err
+		}
+		if p == d {
+			// n covers every row: a prototype must be a tensor of its own,
+			// since Rows repoints its clones' memory.
+			p = d.ShallowClone()
+		}
+		protos[i] = p
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.protos == nil {
+		s.protos = map[int][]*tensor.Dense{}
+	}
+	if prev, ok := s.protos[n]; ok {
+		return prev, nil
+	}
+	s.protos[n] = protos
+	return protos, nil
+}
