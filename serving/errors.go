@@ -71,3 +71,34 @@ func (e *PanicError) Unwrap() error {
 func newPanicError(v any) *PanicError {
 	return &PanicError{Value: v, Stack: debug.Stack()}
 }
+
+// Errors of serving processes.
+var (
+	// ErrNoProc is returned by BatchedRun when no serving process runs
+	// under the name (Nx's :noproc exit), or when the serving stopped
+	// before running the caller's rows (they were stacked or queued).
+	ErrNoProc = errors.New("serving: no serving process")
+
+	// ErrShutdownTimeout is returned to callers whose batch was still
+	// running when the serving's Shutdown time ran out.
+	ErrShutdownTimeout = errors.New("serving: shutdown timed out before the batch finished")
+
+	// ErrBatchKey is returned for a batch whose key the serving does not
+	// have.
+	ErrBatchKey = errors.New("serving: unknown batch key")
+)
+
+// DownError is the error of callers whose batch failed: its execution (or
+// HandleBatch) returned an error or panicked. Reason is the cause,
+// usually a *CallbackError; errors.Is and errors.As see through it. Only
+// the callers of the failed batch get it; the serving goes on serving.
+type DownError struct {
+	Serving string
+	Reason  error
+}
+
+func (e *DownError) Error() string {
+	return fmt.Sprintf("serving %q: batch failed: %v", e.Serving, e.Reason)
+}
+
+func (e *DownError) Unwrap() error { return e.Reason }

@@ -1,0 +1,116 @@
+package serving
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ergonx/ergonx/batch"
+)
+
+// request is one caller's BatchedRun on the serving's node. The engine
+// owns its place in the stack and queue; partition workers deliver its
+// pieces; the caller waits on done.
+type request struct {
+	id   uint64 // our own counter: ergo refs repeat every 262,144
+	size int    // rows
+
+	// waiting counts the serving's unanswered requests; finishing r
+	// decrements it once.
+	waiting *atomic.Int64
+
+	// done is closed exactly once, when every row has been delivered or
+	// the request failed or was cancelled. Waiting on a closed channel
+	// lets the caller select on it together with ctx.Done().
+	done chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	finished  bool
+	err       error
+	remaining int     // rows not delivered yet
+	pieces    []piece // delivered pieces, in delivery order
+	one       [1]piece
+}
+
+// piece is the output of one execution that holds some of a request's
+// rows: rows [start, start+size) of out are the request's rows [offset,
+// offset+size).
+type piece struct {
+	out    *output
+	start  int
+	size   int
+	offset int
+}
+
+// output is one execution's result, shared by all its callers.
+type output struct {
+	value    any
+	metadata any
+	slicer   *batch.Slicer
+}
+
+func newRequest(id uint64, size int, waiting *atomic.Int64) *request {
+	waiting.Add(1)
+	return &request{id: id, size: size, remaining: size, done: make(chan struct{}), waiting: waiting}
+}
+
+// deliver records a piece; the last one completes the request. Pieces of
+// a finished request (failed or cancelled) are dropped.
+func (r *request) deliver(p piece) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return
+	}
+	if r.pieces == nil {
+		r.pieces = r.one[:0]
+	}
+	r.pieces = append(r.pieces, p)
+	r.remaining -= p.size
+	if r.remaining <= 0 {
+		r.finished = true
+		r.waiting.Add(-1)
+		close(r.done)
+	}
+}
+
+// fail completes r with err unless it is already complete, and reports
+// whether it did.
+func (r *request) fail(err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return false
+	}
+	r.finished = true
+	r.err = err
+	r.pieces = nil
+	r.waiting.Add(-1)
+	close(r.done)
+	return true
+}
+
+// result assembles the caller's rows once done is closed: one piece is
+// sliced out of its execution's output; pieces of a split request are
+// sliced and concatenated in row order. The metadata is the last piece's.
+func (r *request) result() (out, metadata any, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	if len(r.pieces) == 1 {
+		p := r.pieces[0]
+		out, err := p.out.slicer.Rows(p.start, p.size)
+		return out, p.out.metadata, err
+	}
+	slices.SortFunc(r.pieces, func(a, b piece) int { return a.offset - b.offset })
+	parts := make([]any, len(r.pieces))
+	for i, p := range r.pieces {
+		if parts[i], err = p.out.slicer.Rows(p.start, p.size); err != nil {
+			return nil, nil, err
+		}
+	}
+	out, err = batch.ConcatRows(parts...)
+	return out, r.pieces[len(r.pieces)-1].out.metadata, err
+}

@@ -1,0 +1,39 @@
+package serving
+
+import "time"
+
+// Stats is a snapshot of a running serving, for dashboards and the
+// metrics endpoint. Nx has no equivalent (its issue #1005 asked for the
+// queue size).
+type Stats struct {
+	Name         string
+	BatchSize    int
+	BatchTimeout time.Duration
+	Partitions   int
+
+	// StackedRows are rows waiting for the batch to fill or time out.
+	StackedRows int
+	// QueuedBatches (QueuedRows rows) are full or timed-out batches
+	// waiting for a free partition.
+	QueuedBatches, QueuedRows int
+	// BusyPartitions are partitions running a batch.
+	BusyPartitions int
+	// Waiting is the number of callers waiting for an answer.
+	Waiting int
+	// Stopped is true once the serving has begun to stop.
+	Stopped bool
+
+	Counters
+}
+
+// Counters count what a serving did since it started.
+type Counters struct {
+	// Requests accepted (a request split across batches counts once).
+	Requests uint64
+	// Batches executed (or failed before executing), and the rows in them.
+	Batches, Rows uint64
+	// FailedBatches whose callers got an error.
+	FailedBatches uint64
+	// Cancelled requests whose callers gave up (context ended).
+	Cancelled uint64
+}
