@@ -1,0 +1,141 @@
+package serving
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ergonx/ergonx/compiler"
+)
+
+// Defaults of a serving process (Nx's).
+const (
+	DefaultBatchSize    = 1
+	DefaultBatchTimeout = 100 * time.Millisecond
+	DefaultShutdown     = 30 * time.Second
+)
+
+// Options start a serving process. Name and Serving are required; every
+// other field may be left zero for its default. Fields left zero also
+// take the value the Serving carries in its ProcessOptions; a field set
+// here wins over it, except BatchSize, where two different values are an
+// error (as in Nx v0.5).
+type Options struct {
+	// Name registers the serving process on its node; callers reach it by
+	// this name. Required.
+	Name string
+
+	// Serving is what to serve. Required.
+	Serving *Serving
+
+	// BatchSize is the most rows a batch holds. Requests larger than it
+	// are split across batches, in order. 0 means DefaultBatchSize (1).
+	BatchSize int
+
+	// BatchTimeout is how long the first rows of a batch wait for more
+	// before the batch runs anyway. 0 means DefaultBatchTimeout (100 ms).
+	BatchTimeout time.Duration
+
+	// Partitions, when true, runs one batch at a time on each partition
+	// the compiler lists for the serving's options (the CPU evaluator:
+	// MaxConcurrency of them); otherwise there is one partition.
+	Partitions bool
+
+	// Shutdown bounds how long stopping the serving waits for running
+	// batches (their callers get results); callers of batches still
+	// running then get ErrShutdownTimeout. 0 means DefaultShutdown (30 s);
+	// negative waits forever.
+	Shutdown time.Duration
+
+	// DistributionWeight multiplies how many times the serving joins its
+	// process group (once per partition): remote callers pick members at
+	// random, so a serving with weight 4 gets four times the share of one
+	// with weight 1. 0 means 1; negative is an error.
+	DistributionWeight int
+
+	// Clock is the serving's time source; nil means the wall clock. Tests
+	// inject clocks whose timers fire on demand.
+	Clock Clock
+}
+
+// Errors of Start.
+var (
+	// ErrInvalidOptions is returned by Start and ChildSpec for options
+	// that cannot start a serving.
+	ErrInvalidOptions = errors.New("serving: invalid options")
+
+	// ErrConflictingBatchSize is returned by Start when Options.BatchSize
+	// and the Serving's ProcessOptions.BatchSize are both set and differ.
+	ErrConflictingBatchSize = errors.New("serving: conflicting batch sizes")
+
+	// ErrAlreadyStarted is returned by Start when a process already runs
+	// under the serving's name (or its supervisor's) on the node.
+	ErrAlreadyStarted = errors.New("serving: a process with this name already runs")
+)
+
+// config is Options resolved against the Serving's process options and
+// the defaults.
+type config struct {
+	name         string
+	serving      *Serving
+	batchSize    int
+	batchTimeout time.Duration
+	partitions   bool
+	shutdown     time.Duration
+	weight       int
+	clock        Clock
+}
+
+// resolve merges o with the Serving's process options and the defaults,
+// and validates the result.
+func (o Options) resolve() (*config, error) {
+	if o.Name == "" {
+		return nil, fmt.Errorf("%w: Name is required: it is the name the serving is registered under", ErrInvalidOptions)
+	}
+	if o.Serving == nil {
+		return nil, fmt.Errorf("%w: Serving is required (serving %q)", ErrInvalidOptions, o.Name)
+	}
+	p := o.Serving.process
+	if o.BatchSize != 0 && p.BatchSize != 0 && o.BatchSize != p.BatchSize {
+		return nil, fmt.Errorf("%w: BatchSize has been set when starting serving %q (%d) but a conflicting value "+
+			"was already set on the Serving (%d); remove one of them", ErrConflictingBatchSize, o.Name, o.BatchSize, p.BatchSize)
+	}
+	c := &config{
+		name:         o.Name,
+		serving:      o.Serving,
+		batchSize:    first(o.BatchSize, p.BatchSize, DefaultBatchSize),
+		batchTimeout: first(o.BatchTimeout, p.BatchTimeout, DefaultBatchTimeout),
+		partitions:   o.Partitions || p.Partitions,
+		shutdown:     first(o.Shutdown, p.Shutdown, DefaultShutdown),
+		weight:       first(o.DistributionWeight, p.DistributionWeight, 1),
+		clock:        o.Clock,
+	}
+	switch {
+	case c.batchSize < 0:
+		return nil, fmt.Errorf("%w: BatchSize must be positive, got %d (serving %q)", ErrInvalidOptions, c.batchSize, o.Name)
+	case c.batchTimeout < 0:
+		return nil, fmt.Errorf("%w: BatchTimeout must not be negative, got %v (serving %q)", ErrInvalidOptions, c.batchTimeout, o.Name)
+	case c.weight < 0:
+		return nil, fmt.Errorf("%w: DistributionWeight must be a positive integer, got %d (serving %q)", ErrInvalidOptions, c.weight, o.Name)
+	}
+	return c, nil
+}
+
+// first returns the first non-zero value.
+func first[T comparable](vs ...T) T {
+	var zero T
+	for _, v := range vs {
+		if v != zero {
+			return v
+		}
+	}
+	return zero
+}
+
+// partitionOptions returns one compiler.Options per partition.
+func (c *config) partitionOptions() ([]compiler.Options, error) {
+	if !c.partitions {
+		return []compiler.Options{c.serving.defn}, nil
+	}
+	return compiler.Partitions(c.serving.defn)
+}
