@@ -27,7 +27,9 @@ type server struct {
 
 // taskSupRef passes the task supervisor started for the same supervisor
 // run to the serving actor started after it.
-type taskSupRef struct{ ts atomic.Pointer[actors.TaskSupervisor] }
+type taskSupRef struct {
+	ts atomic.Pointer[actors.TaskSupervisor]
+}
 
 var _ gen.ServerBehavior = (*server)(nil)
 
