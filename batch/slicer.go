@@ -3,6 +3,7 @@ package batch
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"gorgonia.org/tensor"
 )
@@ -24,8 +25,12 @@ type Slicer struct {
 	rowLen []int           // bytes per row of each leaf
 	rows   int
 
-	mu     sync.RWMutex
-	protos map[int][]*tensor.Dense // guarded by mu: row count → prototype per leaf
+	// protos maps a row count to one prototype tensor per leaf. It is an
+	// immutable map replaced on write (under mu), so that the many readers
+	// of one output never write to shared memory: a reader lock bounced
+	// between cores on every caller of a batch.
+	mu     sync.Mutex
+	protos atomic.Pointer[map[int][]*tensor.Dense]
 }
 
 // NewSlicer prepares c (a container whose tensors share a first axis) for
@@ -79,15 +84,27 @@ func (s *Slicer) Rows(start, n int) (any, error) {
 	return c, nil
 }
 
+// Prepare builds the prototypes for slices of n rows ahead of the readers,
+// so that they find them without writing anything.
+func (s *Slicer) Prepare(n int) error {
+	if n < 0 || n > s.rows {
+		return fmt.Errorf("%w: %d rows of a container with %d rows", ErrRows, n, s.rows)
+	}
+	if n == s.rows {
+		return nil // Rows returns the container itself
+	}
+	_, err := s.prototypes(n)
+	return err
+}
+
 // prototypes returns one tensor per leaf with n rows, built once.
 func (s *Slicer) prototypes(n int) ([]*tensor.Dense, error) {
-	s.mu.RLock()
-	protos, ok := s.protos[n]
-	s.mu.RUnlock()
-	if ok {
-		return protos, nil
+	if m := s.protos.Load(); m != nil {
+		if protos, ok := (*m)[n]; ok {
+			return protos, nil
+		}
 	}
-	protos = make([]*tensor.Dense, len(s.leaves))
+	protos := make([]*tensor.Dense, len(s.leaves))
 	for i, d := range s.leaves {
 		p, err := sliceLeaf(d, 0, n)
 		if err != nil {
@@ -102,12 +119,15 @@ func (s *Slicer) prototypes(n int) ([]*tensor.Dense, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.protos == nil {
-		s.protos = map[int][]*tensor.Dense{}
+	next := map[int][]*tensor.Dense{n: protos}
+	if old := s.protos.Load(); old != nil {
+		if prev, ok := (*old)[n]; ok {
+			return prev, nil
+		}
+		for k, v := range *old {
+			next[k] = v
+		}
 	}
-	if prev, ok := s.protos[n]; ok {
-		return prev, nil
-	}
-	s.protos[n] = protos
+	s.protos.Store(&next)
 	return protos, nil
 }

@@ -62,7 +62,8 @@ func localBatchedRun(ctx context.Context, nd node.Node, name string, input any) 
 	if err != nil {
 		return nil, err
 	}
-	r, err := e.submit(b)
+	// A caller that cannot give up may run the batch its rows complete.
+	r, err := e.submit(b, ctx.Done() == nil)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ergonx/ergonx/batch"
@@ -27,6 +26,7 @@ func (goRunner) Go(fn func()) error {
 
 // engineConfig is everything an engine needs, resolved from Options.
 type engineConfig struct {
+	node            string // the node's name, for the registry
 	name            string
 	serving         *Serving
 	batchSize       int
@@ -43,37 +43,50 @@ type engineConfig struct {
 // can be driven directly by tests.
 //
 // The engine is safe for concurrent use. Its callers never go through an
-// ergo mailbox: a caller's goroutine stacks its request under mu (and, if
-// that fills the batch, starts it on a partition), partition workers
-// reply to callers directly and tell the engine their partition is free.
-// mu is held only for bookkeeping, merging a batch, and HandleBatch (which
-// therefore runs serialised, as it does in Nx's serving process).
+// ergo mailbox: a caller's goroutine stacks its own request, and if that
+// fills the batch, starts the batch on a partition; partition workers
+// reply to callers directly and hand their partition back.
+//
+// Two locks: mu guards the machine and the bookkeeping and is held for
+// a few hundred nanoseconds at a time (hundreds of callers take it per
+// millisecond; anything slower there makes them queue up behind it, which
+// measured as half of a 2-core machine idle). The work a full batch needs
+// (merging, HandleBatch, starting the task) happens after mu is released,
+// under handleMu, which serialises HandleBatch and the module's state as
+// Nx's serving process does.
 type engine struct {
 	engineConfig
 	module     Module
 	moduleName string
-	waiting    atomic.Int64 // requests submitted and not yet answered
 
-	mu       sync.Mutex // guards the fields below
-	m        *machine
-	state    any           // the module's state
-	stopped  bool          // no more requests: the serving is stopping
-	disarm   func() bool   // stops the armed timer
-	running  map[int]*task // partition → running task
-	nextID   uint64
-	counters Counters
-	idle     chan struct{} // closed when stopped and no task runs
+	handleMu sync.Mutex // serialises HandleBatch
+	state    any        // the module's state; guarded by handleMu
 
-	// testHookTaskDone, if set, is called (without mu) after a task's
-	// partition has been freed. Tests use it to wait for the engine
-	// instead of sleeping.
+	mu      sync.Mutex // guards the fields below
+	m       *machine
+	stopped bool        // no more requests: the serving is stopping
+	disarm  func() bool // stops the armed timer
+	// tasks are the batches taken from the machine and not finished:
+	// starting, computing, or replying to their callers after their
+	// partition was freed. Shutdown waits for them.
+	tasks     map[*task]struct{}
+	computing int // tasks whose partition is not free yet
+	nextID    uint64
+	counters  Counters
+	answered  uint64        // requests answered (result or error)
+	idle      chan struct{} // closed when stopped and no task is left
+
+	// testHookTaskDone, if set, is called (without mu) after a task has
+	// freed its partition and replied to its callers.
 	testHookTaskDone func(partition int)
 }
 
-// task is a batch running on a partition.
+// task is a batch taken from the machine to run on a partition.
 type task struct {
-	parts []part
-	size  int
+	partition int
+	parts     []part
+	size      int
+	since     time.Time // when its first rows were stacked
 }
 
 func newEngine(cfg engineConfig, state any) *engine {
@@ -87,29 +100,38 @@ func newEngine(cfg engineConfig, state any) *engine {
 		engineConfig: cfg,
 		module:       cfg.serving.module,
 		moduleName:   cfg.serving.moduleName(),
-		m:            newMachine(cfg.batchSize, len(cfg.partitions)),
+		m:            newMachine(cfg.batchSize, len(cfg.partitions), cfg.clock.Now),
 		state:        state,
-		running:      map[int]*task{},
+		tasks:        map[*task]struct{}{},
 		idle:         make(chan struct{}),
 	}
 }
 
-// submit stacks b for a caller and returns its request. It never waits for
-// the execution: callers wait on the request's done channel.
-func (e *engine) submit(b *batch.Batch) (*request, error) {
+// submit stacks b for a caller and returns its request. Callers wait on
+// the request's done channel.
+//
+// With inline, a batch that b completes runs in the calling goroutine
+// before submit returns, instead of on a new task goroutine: the caller
+// would only wait for it anyway, and the hop costs more than a batch of
+// small rows (two goroutine switches per call at batch size 1). Only
+// callers that cannot give up may ask for it (BatchedRun does when
+// ctx.Done() is nil): one that runs the batch cannot return early.
+func (e *engine) submit(b *batch.Batch, inline bool) (*request, error) {
 	if b.Key() != batch.DefaultKey {
 		return nil, fmt.Errorf("%w: batch key %q: this serving has no batch keys; send batches with the default key", ErrBatchKey, b.Key())
 	}
+	r := newRequest(b.Size())
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.stopped {
+		e.mu.Unlock()
+		r.fail(e.noProc())
 		return nil, e.noProc()
 	}
 	e.nextID++
-	r := newRequest(e.nextID, b.Size(), &e.waiting)
+	r.id = e.nextID
 	e.counters.Requests++
-	e.m.push(r, b, e.clock.Now())
-	e.performLocked()
+	e.m.push(r, b)
+	e.unlockAndStart(inline)
 	return r, nil
 }
 
@@ -134,57 +156,69 @@ func (e *engine) wait(ctx context.Context, r *request) (out, metadata any, err e
 // cancel takes r out of the serving with err as its answer.
 func (e *engine) cancel(r *request, err error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if r.fail(err) {
-		e.counters.Cancelled++
-		e.m.remove(r)
-		e.performLocked()
+	if !r.fail(err) {
+		e.mu.Unlock()
+		return
 	}
+	e.counters.Cancelled++
+	e.answered++
+	e.m.remove(r)
+	e.unlockAndStart(false)
 }
 
-// performLocked carries out the machine's actions. e.mu must be held.
-// Executing a batch can free its partition at once (HandleBatch failed),
-// which produces more actions, hence the loop.
-func (e *engine) performLocked() {
-	for {
-		acts := e.m.takeActions()
-		if len(acts) == 0 {
-			return
-		}
-		for _, a := range acts {
-			switch a.kind {
-			case actArm:
-				gen := a.gen
-				e.disarm = e.clock.AfterFunc(e.batchTimeout, func() { e.onTimeout(gen) })
-			case actDisarm:
-				if e.disarm != nil {
-					e.disarm()
-					e.disarm = nil
-				}
-			case actExecute:
-				e.executeLocked(a.partition, a.batch)
+// unlockAndStart carries out the machine's actions and releases mu: timer
+// changes under mu, then, after mu is released, the batches the machine
+// chose to run. With inline, the last of them runs in the calling
+// goroutine. e.mu must be held.
+func (e *engine) unlockAndStart(inline bool) {
+	var start []*task
+	for _, a := range e.m.takeActions() {
+		switch a.kind {
+		case actArm:
+			gen := a.gen
+			e.disarm = e.clock.AfterFunc(e.batchTimeout, func() { e.onTimeout(gen) })
+		case actDisarm:
+			if e.disarm != nil {
+				e.disarm()
+				e.disarm = nil
 			}
+		case actExecute:
+			// Registered before mu is released, so that a shutdown that
+			// comes in between waits for it.
+			t := &task{partition: a.partition, parts: a.batch.parts, size: a.batch.count, since: a.batch.since}
+			e.tasks[t] = struct{}{}
+			e.computing++
+			start = append(start, t)
 		}
+	}
+	e.mu.Unlock()
+	for i, t := range start {
+		e.startTask(t, inline && i == len(start)-1)
 	}
 }
 
 // onTimeout is the timer's callback.
 func (e *engine) onTimeout(gen uint64) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.stopped {
+		e.mu.Unlock()
 		return
 	}
 	e.m.timeout(gen)
-	e.performLocked()
+	// A real timer's callback has a goroutine of its own with nothing else
+	// to do: the batch runs there. (An injected clock may call back from
+	// anywhere, a test's goroutine included.)
+	_, own := e.clock.(realClock)
+	e.unlockAndStart(own)
 }
 
-// executeLocked runs batch p on partition: merge, HandleBatch (on the
-// serving, serialised by e.mu), then the returned function as a task.
-// e.mu must be held.
-func (e *engine) executeLocked(partition int, p pending) {
-	batches := make([]*batch.Batch, len(p.parts))
-	for i, q := range p.parts {
+// startTask runs t on its partition: merge, HandleBatch (serialised by
+// handleMu), then the returned function on the task supervisor. If
+// HandleBatch fails or no task can start, the batch's callers get the
+// error and the partition is free again.
+func (e *engine) startTask(t *task, inline bool) {
+	batches := make([]*batch.Batch, len(t.parts))
+	for i, q := range t.parts {
 		batches[i] = q.b
 	}
 	merged, err := batch.Merge(batches...)
@@ -194,39 +228,51 @@ func (e *engine) executeLocked(partition int, p pending) {
 	}
 	var exec ExecFunc
 	if err == nil {
-		exec, e.state, err = callHandleBatch(e.module, merged, partition, e.state)
-	}
-	t := &task{parts: p.parts, size: p.count}
-	stats := BatchStats{
-		Serving:   e.name,
-		Partition: partition,
-		Size:      p.count,
-		Requests:  len(p.parts),
-		QueueWait: e.clock.Now().Sub(p.first()),
-	}
-	if merged != nil {
-		stats.Padding = merged.Padding()
+		e.handleMu.Lock()
+		exec, e.state, err = callHandleBatch(e.module, merged, t.partition, e.state)
+		e.handleMu.Unlock()
 	}
 	if err == nil {
-		e.running[partition] = t
-		err = e.runner.Go(func() { e.runTask(partition, t, exec, stats) })
-		if err != nil {
-			delete(e.running, partition)
+		stats := BatchStats{
+			Serving:   e.name,
+			Partition: t.partition,
+			Size:      t.size,
+			Padding:   merged.Padding(),
+			Requests:  len(t.parts),
+			QueueWait: e.clock.Now().Sub(t.since),
+		}
+		if inline {
+			e.runTask(t, exec, stats)
+			return
+		}
+		if err = e.runner.Go(func() { e.runTask(t, exec, stats) }); err != nil {
 			err = fmt.Errorf("%w: serving %q cannot start tasks: %v", ErrNoProc, e.name, err)
 		}
 	}
 	if err != nil {
-		// The batch never ran: fail its callers and free the partition.
+		// The batch never ran.
+		e.mu.Lock()
 		e.counters.Batches++
 		e.counters.FailedBatches++
 		e.failPartsLocked(t.parts, &DownError{Serving: e.name, Reason: err})
-		e.m.taskDone(partition)
+		e.finishLocked(t)
+		e.unlockAndStart(false)
 	}
 }
 
-// runTask runs on a partition worker: execute, reply to every caller of
-// the batch, free the partition.
-func (e *engine) runTask(partition int, t *task, exec ExecFunc, stats BatchStats) {
+// finishLocked frees t's partition and forgets t. e.mu must be held.
+func (e *engine) finishLocked(t *task) {
+	e.computing--
+	if !e.stopped {
+		e.m.taskDone(t.partition)
+	}
+	delete(e.tasks, t)
+	e.checkIdleLocked()
+}
+
+// runTask runs on a partition worker: execute, free the partition,
+// reply to every caller of the batch.
+func (e *engine) runTask(t *task, exec ExecFunc, stats BatchStats) {
 	sp := startSpan(Event{Name: ExecuteStart, Module: e.moduleName, Batch: &stats}, ExecuteStop, ExecuteException)
 	start := e.clock.Now()
 	value, meta, err := callExec(e.moduleName, exec)
@@ -234,38 +280,56 @@ func (e *engine) runTask(partition int, t *task, exec ExecFunc, stats BatchStats
 	if err == nil {
 		out, err = e.checkOutput(value, meta, t.size)
 	}
+	if err == nil {
+		// Build the slices' prototypes here, once, rather than in the
+		// callers' goroutines.
+		for _, p := range t.parts {
+			if err = out.slicer.Prepare(p.b.Size()); err != nil {
+				break
+			}
+		}
+	}
 	stats.Execution = e.clock.Now().Sub(start)
 	sp.end(Event{Module: e.moduleName, Metadata: meta, Err: err, Batch: &stats})
 
+	// The partition is free as soon as the computation is: the next batch
+	// starts (on its own goroutine) while this one wakes its callers.
+	e.mu.Lock()
+	e.computing--
+	if !e.stopped {
+		e.m.taskDone(t.partition)
+	}
 	if err != nil {
-		e.mu.Lock()
 		e.failPartsLocked(t.parts, &DownError{Serving: e.name, Reason: err})
-		e.mu.Unlock()
-	} else {
+	}
+	e.unlockAndStart(false)
+
+	var answered uint64
+	if err == nil {
 		start := 0
 		for _, p := range t.parts {
 			n := p.b.Size()
-			p.req.deliver(piece{out: out, start: start, size: n, offset: p.offset})
+			if p.req.deliver(piece{out: out, start: start, size: n, offset: p.offset}) {
+				answered++
+			}
 			start += n
 		}
 	}
 
+	// Only now is the task over: shutdown waits for its replies too.
 	e.mu.Lock()
+	e.answered += answered
 	e.counters.Batches++
 	e.counters.Rows += uint64(t.size)
 	if err != nil {
 		e.counters.FailedBatches++
 	}
-	delete(e.running, partition)
-	if !e.stopped {
-		e.m.taskDone(partition)
-		e.performLocked()
-	}
+	delete(e.tasks, t)
 	e.checkIdleLocked()
 	hook := e.testHookTaskDone
 	e.mu.Unlock()
 	if hook != nil {
-		hook(partition)
+		hook(t.partition)
 	}
 }
 
@@ -287,6 +351,7 @@ func (e *engine) checkOutput(value, meta any, size int) (*output, error) {
 func (e *engine) failPartsLocked(parts []part, err error) {
 	for _, p := range parts {
 		if p.req.fail(err) {
+			e.answered++
 			e.m.remove(p.req)
 		}
 	}
@@ -294,7 +359,7 @@ func (e *engine) failPartsLocked(parts []part, err error) {
 
 // checkIdleLocked closes idle once a stopped engine has no task left.
 func (e *engine) checkIdleLocked() {
-	if e.stopped && len(e.running) == 0 {
+	if e.stopped && len(e.tasks) == 0 {
 		select {
 		case <-e.idle:
 		default:
@@ -313,14 +378,18 @@ func (e *engine) shutdown() {
 	e.mu.Lock()
 	if !e.stopped {
 		e.stopped = true
+		unregister(e.node, e.name, e)
 		reqs := e.m.drain()
-		e.performLocked()
 		for _, r := range reqs {
-			r.fail(e.noProc())
+			if r.fail(e.noProc()) {
+				e.answered++
+			}
 		}
 		e.checkIdleLocked()
+		e.unlockAndStart(false) // disarms the timer
+	} else {
+		e.mu.Unlock()
 	}
-	e.mu.Unlock()
 
 	if e.shutdownTimeout < 0 {
 		<-e.idle
@@ -332,7 +401,7 @@ func (e *engine) shutdown() {
 	case <-e.idle:
 	case <-timer.C:
 		e.mu.Lock()
-		for _, t := range e.running {
+		for t := range e.tasks {
 			e.failPartsLocked(t.parts, fmt.Errorf("%w: serving %q stopped after waiting %v for its running batches", ErrShutdownTimeout, e.name, e.shutdownTimeout))
 		}
 		e.mu.Unlock()
@@ -351,8 +420,8 @@ func (e *engine) stats() Stats {
 		StackedRows:    e.m.stackedRows(),
 		QueuedBatches:  e.m.queuedBatches(),
 		QueuedRows:     e.m.queuedRows(),
-		BusyPartitions: len(e.running),
-		Waiting:        int(e.waiting.Load()),
+		BusyPartitions: e.computing,
+		Waiting:        int(e.counters.Requests - e.answered),
 		Stopped:        e.stopped,
 		Counters:       e.counters,
 	}

@@ -194,7 +194,7 @@ func (p *propRun) submit(size int) {
 		p.owner[v] = pr
 	}
 	p.reqs = append(p.reqs, pr)
-	pr.r, pr.rejected = p.e.submit(b)
+	pr.r, pr.rejected = p.e.submit(b, false)
 	if pr.rejected != nil && !(p.stopping && errors.Is(pr.rejected, ErrNoProc)) {
 		p.t.Fatalf("submit of %d rows: %v", size, pr.rejected)
 	}

@@ -3,7 +3,6 @@ package serving
 import (
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ergonx/ergonx/batch"
 )
@@ -14,10 +13,6 @@ import (
 type request struct {
 	id   uint64 // our own counter: ergo refs repeat every 262,144
 	size int    // rows
-
-	// waiting counts the serving's unanswered requests; finishing r
-	// decrements it once.
-	waiting *atomic.Int64
 
 	// done is closed exactly once, when every row has been delivered or
 	// the request failed or was cancelled. Waiting on a closed channel
@@ -49,29 +44,30 @@ type output struct {
 	slicer   *batch.Slicer
 }
 
-func newRequest(id uint64, size int, waiting *atomic.Int64) *request {
-	waiting.Add(1)
-	return &request{id: id, size: size, remaining: size, done: make(chan struct{}), waiting: waiting}
+func newRequest(size int) *request {
+	return &request{size: size, remaining: size, done: make(chan struct{})}
 }
 
-// deliver records a piece; the last one completes the request. Pieces of
-// a finished request (failed or cancelled) are dropped.
-func (r *request) deliver(p piece) {
+// deliver records a piece; the last one completes the request, and
+// deliver then reports true. Pieces of a finished request (failed or
+// cancelled) are dropped.
+func (r *request) deliver(p piece) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.finished {
-		return
+		return false
 	}
 	if r.pieces == nil {
 		r.pieces = r.one[:0]
 	}
 	r.pieces = append(r.pieces, p)
 	r.remaining -= p.size
-	if r.remaining <= 0 {
-		r.finished = true
-		r.waiting.Add(-1)
-		close(r.done)
+	if r.remaining > 0 {
+		return false
 	}
+	r.finished = true
+	close(r.done)
+	return true
 }
 
 // fail completes r with err unless it is already complete, and reports
@@ -85,7 +81,6 @@ func (r *request) fail(err error) bool {
 	r.finished = true
 	r.err = err
 	r.pieces = nil
-	r.waiting.Add(-1)
 	close(r.done)
 	return true
 }

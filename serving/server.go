@@ -50,6 +50,7 @@ func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
 		return fmt.Errorf("serving %q: internal error: no task supervisor", s.cfg.name)
 	}
 	e := newEngine(engineConfig{
+		node:            sp.NodeName(),
 		name:            s.cfg.name,
 		serving:         s.cfg.serving,
 		batchSize:       s.cfg.batchSize,
@@ -60,6 +61,7 @@ func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
 		runner:          ts,
 	}, state)
 	s.engine.Store(e)
+	register(sp.NodeName(), s.cfg.name, e)
 	// However the process ends (even killed while busy, when ergo may not
 	// call Terminate in time), its context is cancelled: the engine then
 	// stops taking requests and answers the stacked and queued ones.

@@ -134,18 +134,16 @@ func GetStats(nd node.Node, name string) (Stats, error) {
 
 // lookup finds the engine of the serving registered as name on nd.
 func lookup(nd node.Node, name string) (*engine, error) {
-	p := nd.ProcessByName(name)
-	if p == nil {
-		return nil, fmt.Errorf("%w: could not find a serving named %q on node %s; "+
-			"make sure it is started (serving.Start) and the name is right", ErrNoProc, name, nd.Name())
+	if e := registered(nd.Name(), name); e != nil {
+		return e, nil
 	}
-	s, ok := p.Behavior().(*server)
-	if !ok {
-		return nil, fmt.Errorf("%w: the process named %q on node %s is not a serving", ErrNoProc, name, nd.Name())
+	// Not running: say why as precisely as ergo's registry can.
+	if p := nd.ProcessByName(name); p != nil {
+		if _, ok := p.Behavior().(*server); !ok {
+			return nil, fmt.Errorf("%w: the process named %q on node %s is not a serving", ErrNoProc, name, nd.Name())
+		}
+		return nil, fmt.Errorf("%w: serving %q on node %s is starting or stopping", ErrNoProc, name, nd.Name())
 	}
-	e := s.engine.Load()
-	if e == nil {
-		return nil, fmt.Errorf("%w: serving %q on node %s is still starting", ErrNoProc, name, nd.Name())
-	}
-	return e, nil
+	return nil, fmt.Errorf("%w: could not find a serving named %q on node %s; "+
+		"make sure it is started (serving.Start) and the name is right", ErrNoProc, name, nd.Name())
 }

@@ -17,10 +17,9 @@ import (
 // part is a request's rows in one batch: all of a request, or one piece
 // of a request split across executions.
 type part struct {
-	req     *request
-	b       *batch.Batch
-	offset  int       // first row of this part within the request
-	arrived time.Time // when the request reached the serving
+	req    *request
+	b      *batch.Batch
+	offset int // first row of this part within the request
 }
 
 // pending is a batch being stacked or waiting in the queue: its parts in
@@ -30,17 +29,7 @@ type pending struct {
 	parts []part
 	count int             // rows
 	tmpl  *batch.Template // template of every part
-}
-
-// first returns when the oldest part arrived.
-func (p *pending) first() time.Time {
-	t := p.parts[0].arrived
-	for _, q := range p.parts[1:] {
-		if q.arrived.Before(t) {
-			t = q.arrived
-		}
-	}
-	return t
+	since time.Time       // when its first rows were stacked
 }
 
 // timerState is Nx's timer field: :none, a timer reference, or :done.
@@ -70,7 +59,8 @@ type action struct {
 // machine is the state of one serving. It is not safe for concurrent use:
 // the engine calls it with its lock held.
 type machine struct {
-	limit int // batch size
+	limit int              // batch size
+	now   func() time.Time // stamps new stacks (for queue-wait figures)
 
 	stack pending
 	timer timerState
@@ -80,15 +70,17 @@ type machine struct {
 	gen uint64
 
 	queue []pending // batches waiting for a partition, oldest first
-	free  []int     // free partitions, in the order they were freed
+	// free partitions, a stack: the partition freed last runs next, its
+	// caches warm (and the slice never grows past the partition count).
+	free []int
 
 	out []action // actions for the engine, in order
 }
 
-func newMachine(limit, partitions int) *machine {
-	m := &machine{limit: limit, free: make([]int, partitions)}
+func newMachine(limit, partitions int, now func() time.Time) *machine {
+	m := &machine{limit: limit, now: now, free: make([]int, partitions)}
 	for i := range m.free {
-		m.free[i] = i
+		m.free[i] = partitions - 1 - i // partition 0 on top
 	}
 	return m
 }
@@ -106,7 +98,7 @@ func (m *machine) takeActions() []action {
 // next stack, as many times as needed. A batch whose template differs from
 // the stack's runs the stack first, so that one caller's wrongly shaped
 // input never fails the other callers' rows.
-func (m *machine) push(r *request, b *batch.Batch, now time.Time) {
+func (m *machine) push(r *request, b *batch.Batch) {
 	if m.stack.count > 0 && !m.stack.tmpl.Equal(b.Template()) {
 		m.execute()
 	}
@@ -115,7 +107,7 @@ func (m *machine) push(r *request, b *batch.Batch, now time.Time) {
 	// before it, and starts no timer.
 	if b.Size() == m.limit {
 		m.execute()
-		m.stackPart(part{req: r, b: b, arrived: now})
+		m.stackPart(part{req: r, b: b})
 		m.execute()
 		return
 	}
@@ -123,11 +115,11 @@ func (m *machine) push(r *request, b *batch.Batch, now time.Time) {
 		size := b.Size()
 		switch {
 		case m.stack.count+size < m.limit:
-			m.stackPart(part{req: r, b: b, offset: offset, arrived: now})
+			m.stackPart(part{req: r, b: b, offset: offset})
 			m.startTimer()
 			return
 		case m.stack.count+size == m.limit:
-			m.stackPart(part{req: r, b: b, offset: offset, arrived: now})
+			m.stackPart(part{req: r, b: b, offset: offset})
 			m.execute()
 			return
 		default: // over the limit: fill the stack, run it, go on with the rest
@@ -135,7 +127,7 @@ func (m *machine) push(r *request, b *batch.Batch, now time.Time) {
 			if err != nil {
 				panic("serving: internal error: split within the limit: " + err.Error())
 			}
-			m.stackPart(part{req: r, b: head, offset: offset, arrived: now})
+			m.stackPart(part{req: r, b: head, offset: offset})
 			m.execute()
 			offset += head.Size()
 			b = rest
@@ -147,6 +139,10 @@ func (m *machine) push(r *request, b *batch.Batch, now time.Time) {
 func (m *machine) stackPart(p part) {
 	if m.stack.count == 0 {
 		m.stack.tmpl = p.b.Template()
+		m.stack.since = m.now()
+		// A stack holds at most limit parts (each has a row at least):
+		// sizing it once saves the appends' reallocations per batch.
+		m.stack.parts = make([]part, 0, min(m.limit, 256))
 	}
 	m.stack.parts = append(m.stack.parts, p)
 	m.stack.count += p.b.Size()
@@ -190,8 +186,8 @@ func (m *machine) taskOrEnqueue(b pending) {
 		m.queue = append(m.queue, b)
 		return
 	}
-	p := m.free[0]
-	m.free = m.free[1:]
+	p := m.free[len(m.free)-1]
+	m.free = m.free[:len(m.free)-1]
 	m.out = append(m.out, action{kind: actExecute, partition: p, batch: b})
 }
 
