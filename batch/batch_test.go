@@ -375,3 +375,24 @@ func TestMergeWithEmptyBatchOneEntry(t *testing.T) {
 	assert.Equal(t, b, m)
 	assert.NotSame(t, b, m)
 }
+
+// Column-major tensors and views of transposed ones are laid out in their
+// logical (row-major) order.
+func TestMaterializeColumnMajorAndTransposedViews(t *testing.T) {
+	cm := tensor.New(tensor.AsFortran([]int64{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11}), tensor.WithShape(3, 4))
+	b, err := Concatenate(cm)
+	require.NoError(t, err)
+	data, shape := ints(t, realise(t, b))
+	assert.Equal(t, []int{3, 4}, shape)
+	assert.Equal(t, []int64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, data)
+
+	m := mat(3, 4, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+	require.NoError(t, m.T()) // lazily transposed: logically 4×3
+	v, err := m.Slice(tensor.S(0, 2))
+	require.NoError(t, err)
+	b, err = Concatenate(v)
+	require.NoError(t, err)
+	data, shape = ints(t, realise(t, b))
+	assert.Equal(t, []int{2, 3}, shape)
+	assert.Equal(t, []int64{1, 5, 9, 2, 6, 10}, data)
+}

@@ -79,28 +79,59 @@ func windowBytes(d *tensor.Dense, e *entry, rowBytes int) ([]byte, error) {
 
 // rowMajor returns d itself when its memory holds its elements in
 // row-major order from the start of d.Raw (plain tensors and contiguous row
-// slices of others), else a row-major copy: transposed, strided, masked or
-// column-major tensors are not laid out as rows.
+// slices of others), else a row-major copy in logical order: transposed,
+// strided, masked or column-major tensors are not laid out as rows.
+// gorgonia's iterator yields any tensor's elements in logical order, so
+// the copy walks it rather than trusting Materialize, which leaves
+// column-major tensors and views of transposed ones as they are.
 func rowMajor(d *tensor.Dense) (*tensor.Dense, error) {
 	o := d.DataOrder()
 	if !d.IsMaterializable() && !d.IsMasked() && o.IsRowMajor() && o.IsContiguous() {
-		// A plain tensor: the fast check, without RequiresIterator's
-		// reflection-based length.
-		return d, nil
+		return d, nil // a plain tensor: the fast check
 	}
-	if !d.RequiresIterator() && o.IsRowMajor() {
-		return d, nil
+	if d.IsView() && !d.IsMasked() && rowMajorStrides(d) {
+		return d, nil // a contiguous row slice of another tensor
 	}
-	m, ok := d.Materialize().(*tensor.Dense)
-	if !ok || m.RequiresIterator() {
-		// Materialize leaves lazily transposed tensors as they are.
-		c := d.Clone().(*tensor.Dense)
-		if err := c.Transpose(); err != nil {
-			return nil, fmt.Errorf("%w: cannot lay out a %v tensor as rows: %v", ErrUnsupported, d.Shape(), err)
+	out := tensor.New(tensor.Of(d.Dtype()), tensor.WithShape(d.Shape()...))
+	if d.Size() == 0 {
+		return out, nil
+	}
+	es := int(d.Dtype().Size())
+	dst, raw := rawBytes(out), rawBytes(d)
+	off := 0
+	it := d.Iterator()
+	for i, err := it.Start(); err == nil; i, err = it.Next() {
+		if off+es > len(dst) || i < 0 || (i+1)*es > len(raw) {
+			return nil, fmt.Errorf("%w: cannot lay out a %v tensor of shape %v as rows: its iterator left its memory",
+				ErrUnsupported, d.Dtype(), d.Shape())
 		}
-		return c, nil
+		copy(dst[off:off+es], raw[i*es:(i+1)*es])
+		off += es
 	}
-	return m, nil
+	if off != len(dst) {
+		return nil, fmt.Errorf("%w: cannot lay out a %v tensor of shape %v as rows: its iterator gave %d of %d elements",
+			ErrUnsupported, d.Dtype(), d.Shape(), off/es, len(dst)/es)
+	}
+	return out, nil
+}
+
+// rowMajorStrides reports whether d's strides are those of a row-major
+// tensor of its shape. gorgonia's own checks are not enough: a row slice
+// of a lazily transposed tensor reports itself contiguous, row-major and
+// needing no iterator, with strides that walk its columns.
+func rowMajorStrides(d *tensor.Dense) bool {
+	shape, strides := d.Shape(), d.Strides()
+	if len(strides) != len(shape) {
+		return false
+	}
+	want := 1
+	for i := len(shape) - 1; i >= 0; i-- {
+		if shape[i] != 1 && strides[i] != want {
+			return false
+		}
+		want *= shape[i]
+	}
+	return true
 }
 
 // rowSize is the number of bytes of one row of shape rowShape.

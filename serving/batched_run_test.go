@@ -590,7 +590,7 @@ func TestThousandsOfConcurrentCallers(t *testing.T) {
 // ChildSpec places a serving under ergo's own supervisor.
 func TestChildSpecUnderErgoSupervisor(t *testing.T) {
 	nd := testNode(t)
-	spec, err := ChildSpec(Options{Name: t.Name(), Serving: doubling()})
+	spec, err := ChildSpec(nd, Options{Name: t.Name(), Serving: doubling()})
 	require.NoError(t, err)
 	sup, err := nd.Spawn("", gen.ProcessOptions{}, &ergoSup{child: spec})
 	require.NoError(t, err)

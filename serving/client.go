@@ -4,32 +4,77 @@ import (
 	"context"
 	"reflect"
 
+	"github.com/ergonx/ergonx/actors/pg"
+
 	"github.com/ergo-services/ergo/node"
 )
 
-// Target names a serving for BatchedRun: a plain name (a string) or
-// Local(name). (Distributed(name), for servings on other nodes, comes with
-// the cluster support.)
+// Target names a serving for BatchedRun: a plain name (a string),
+// Local(name) or Distributed(name).
 type Target interface {
-	~string | LocalTarget
+	~string | LocalTarget | DistributedTarget
 }
 
 // LocalTarget is a serving that must run on the caller's node.
 type LocalTarget struct{ Name string }
 
+// DistributedTarget is a serving reached through its process group.
+type DistributedTarget struct{ Name string }
+
 // Local names a serving that must run on the caller's node: BatchedRun
 // never looks for it elsewhere.
 func Local(name string) LocalTarget { return LocalTarget{Name: name} }
+
+// Distributed names a serving reached through its process group even when
+// it runs on the caller's node: the request takes the distributed path
+// (distributed preprocessing, the wire codec, a random member, retries).
+func Distributed(name string) DistributedTarget { return DistributedTarget{Name: name} }
+
+// CallOption changes one BatchedRun.
+type CallOption func(*callOptions)
+
+type callOptions struct {
+	distPre func(any) (any, error)
+	scope   string
+}
+
+func (o callOptions) scopeName() string {
+	if o.scope == "" {
+		return pg.DefaultScope
+	}
+	return o.scope
+}
+
+// WithDistributedPreprocessing runs f on the input in the caller before a
+// distributed call sends it (Nx's third argument of batched_run): for
+// example to copy device memory to the host. Local calls do not run it.
+func WithDistributedPreprocessing(f func(input any) (any, error)) CallOption {
+	return func(o *callOptions) { o.distPre = f }
+}
+
+// WithScope looks servings up in the process-group scope named scope
+// instead of pg.DefaultScope.
+func WithScope(scope string) CallOption {
+	return func(o *callOptions) { o.scope = scope }
+}
 
 // BatchedRun runs input on the serving named name (Nx's batched_run): the
 // serving batches it with other callers' inputs and returns exactly this
 // caller's rows, after client postprocessing.
 //
+// A plain name runs on the serving of the caller's node if there is one,
+// else on a member of the serving's process group elsewhere in the
+// cluster; Local(name) never leaves the node; Distributed(name) always
+// takes the cluster path. A distributed call runs the client pre- and
+// postprocessing on the serving's node, then the serving's distributed
+// postprocessing there; it tries another member when the one it picked
+// has no such serving (3 attempts), and fails with ErrNodeDown if the
+// serving's node dies or disconnects before it answers.
+//
 // It may be called from any goroutine, including from inside an ergo
-// actor's callback (which it blocks until the answer). Client pre- and
-// postprocessing run in the caller's goroutine. The request travels to
-// the serving without an ergo message: it is stacked directly on the
-// serving's engine.
+// actor's callback (which it blocks until the answer). On the local path
+// the request reaches the serving without an ergo message: it is stacked
+// directly on the serving's engine.
 //
 // It returns ErrNoProc when no serving runs under name, or when the
 // serving stops before running the rows; a *DownError when the batch
@@ -37,27 +82,41 @@ func Local(name string) LocalTarget { return LocalTarget{Name: name} }
 // when ctx ends first — the caller's rows are then taken out of the
 // serving if they have not run yet. Inputs larger than the batch size are
 // split across batches and the rows come back concatenated in order.
-func BatchedRun[T Target](ctx context.Context, nd node.Node, name T, input any) (any, error) {
-	return localBatchedRun(ctx, nd, targetName(name), input)
-}
-
-// targetName returns the serving name of a target.
-func targetName[T Target](name T) string {
-	if t, ok := any(name).(LocalTarget); ok {
-		return t.Name
-	}
-	// string, or a named string type.
-	return reflect.ValueOf(name).String()
-}
-
-func localBatchedRun(ctx context.Context, nd node.Node, name string, input any) (any, error) {
+func BatchedRun[T Target](ctx context.Context, nd node.Node, name T, input any, opts ...CallOption) (any, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch t := any(name).(type) {
+	case LocalTarget:
+		return localBatchedRun(ctx, nd, t.Name, input)
+	case DistributedTarget:
+		return distributedBatchedRun(ctx, nd, t.Name, input, o)
+	}
+	n := reflect.ValueOf(name).String() // string, or a named string type
+	if registered(nd.Name(), n) != nil {
+		return localBatchedRun(ctx, nd, n, input)
+	}
+	if endpointOf(nd.Name()) != nil {
+		return distributedBatchedRun(ctx, nd, n, input, o)
+	}
+	return localBatchedRun(ctx, nd, n, input) // explains the ErrNoProc
+}
+
+func localBatchedRun(ctx context.Context, nd node.Node, name string, input any) (any, error) {
 	e, err := lookup(nd, name)
 	if err != nil {
 		return nil, err
 	}
+	return e.call(ctx, input)
+}
+
+// call runs input through the serving: client preprocessing, the batch,
+// client postprocessing, all in the caller's goroutine.
+func (e *engine) call(ctx context.Context, input any) (any, error) {
 	b, info, err := preprocess(e.serving, input)
 	if err != nil {
 		return nil, err

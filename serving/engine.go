@@ -76,6 +76,10 @@ type engine struct {
 	answered  uint64        // requests answered (result or error)
 	idle      chan struct{} // closed when stopped and no task is left
 
+	// onStop, if set before the engine serves, runs once when the engine
+	// starts to stop (the serving leaves its process group).
+	onStop func()
+
 	// testHookTaskDone, if set, is called (without mu) after a task has
 	// freed its partition and replied to its callers.
 	testHookTaskDone func(partition int)
@@ -379,6 +383,12 @@ func (e *engine) shutdown() {
 	if !e.stopped {
 		e.stopped = true
 		unregister(e.node, e.name, e)
+		if e.onStop != nil {
+			// Leaving the group waits for the scope's process: not under mu.
+			e.mu.Unlock()
+			e.onStop()
+			e.mu.Lock()
+		}
 		reqs := e.m.drain()
 		for _, r := range reqs {
 			if r.fail(e.noProc()) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ergo-services/ergo/node"
+
 	"github.com/ergonx/ergonx/compiler"
 )
 
@@ -76,6 +78,7 @@ var (
 // config is Options resolved against the Serving's process options and
 // the defaults.
 type config struct {
+	node         node.Node
 	name         string
 	serving      *Serving
 	batchSize    int
@@ -88,7 +91,7 @@ type config struct {
 
 // resolve merges o with the Serving's process options and the defaults,
 // and validates the result.
-func (o Options) resolve() (*config, error) {
+func (o Options) resolve(nd node.Node) (*config, error) {
 	if o.Name == "" {
 		return nil, fmt.Errorf("%w: Name is required: it is the name the serving is registered under", ErrInvalidOptions)
 	}
@@ -101,6 +104,7 @@ func (o Options) resolve() (*config, error) {
 			"was already set on the Serving (%d); remove one of them", ErrConflictingBatchSize, o.Name, o.BatchSize, p.BatchSize)
 	}
 	c := &config{
+		node:         nd,
 		name:         o.Name,
 		serving:      o.Serving,
 		batchSize:    first(o.BatchSize, p.BatchSize, DefaultBatchSize),
@@ -115,6 +119,9 @@ func (o Options) resolve() (*config, error) {
 		return nil, fmt.Errorf("%w: BatchSize must be positive, got %d (serving %q)", ErrInvalidOptions, c.batchSize, o.Name)
 	case c.batchTimeout < 0:
 		return nil, fmt.Errorf("%w: BatchTimeout must not be negative, got %v (serving %q)", ErrInvalidOptions, c.batchTimeout, o.Name)
+	case len(o.Name) > 255:
+		return nil, fmt.Errorf("%w: Name is %d bytes; a serving's name is its process group, an atom of at most 255 bytes",
+			ErrInvalidOptions, len(o.Name))
 	case c.weight < 0:
 		return nil, fmt.Errorf("%w: DistributionWeight must be a positive integer, got %d (serving %q)", ErrInvalidOptions, c.weight, o.Name)
 	}

@@ -62,3 +62,47 @@ func registered(node, name string) *engine {
 	}
 	return (*m)[registryKey{node, name}]
 }
+
+// Endpoints, one per node, are registered the same way.
+var (
+	endpointsMu sync.Mutex
+	endpoints   atomic.Pointer[map[string]*endpoint]
+)
+
+func registerEndpoint(node string, ep *endpoint) {
+	endpointsMu.Lock()
+	defer endpointsMu.Unlock()
+	next := map[string]*endpoint{}
+	if old := endpoints.Load(); old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[node] = ep
+	endpoints.Store(&next)
+}
+
+func unregisterEndpoint(node string, ep *endpoint) {
+	endpointsMu.Lock()
+	defer endpointsMu.Unlock()
+	old := endpoints.Load()
+	if old == nil || (*old)[node] != ep {
+		return
+	}
+	next := make(map[string]*endpoint, len(*old))
+	for k, v := range *old {
+		if k != node {
+			next[k] = v
+		}
+	}
+	endpoints.Store(&next)
+}
+
+// endpointOf returns the serving endpoint of node, or nil.
+func endpointOf(node string) *endpoint {
+	m := endpoints.Load()
+	if m == nil {
+		return nil
+	}
+	return (*m)[node]
+}

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"github.com/ergo-services/ergo/gen"
 
 	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/actors/pg"
 )
 
 // server is the serving actor: the gen.Server registered under the
@@ -62,6 +64,10 @@ func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
 	}, state)
 	s.engine.Store(e)
 	register(sp.NodeName(), s.cfg.name, e)
+	if err := s.joinGroup(sp, len(partitions)); err != nil {
+		e.shutdown()
+		return err
+	}
 	// However the process ends (even killed while busy, when ergo may not
 	// call Terminate in time), its context is cancelled: the engine then
 	// stops taking requests and answers the stacked and queued ones.
@@ -94,4 +100,31 @@ func (s *server) Terminate(_ *gen.ServerProcess, _ string) {
 	if e := s.engine.Load(); e != nil {
 		e.shutdown()
 	}
+}
+
+// joinGroup makes the serving a member of the process group of its name,
+// partitions × weight times, when the node has a scope; the engine leaves
+// the group when it starts to stop, before anything else, so that remote
+// callers stop picking it.
+func (s *server) joinGroup(sp *gen.ServerProcess, partitions int) error {
+	if s.cfg.node == nil {
+		return nil
+	}
+	scope := pg.Lookup(s.cfg.node, pg.DefaultScope)
+	if scope == nil {
+		return nil // no runtime application: a local serving only
+	}
+	pids := make([]etf.Pid, max(1, partitions*s.cfg.weight))
+	for i := range pids {
+		pids[i] = sp.Self()
+	}
+	if err := scope.Join(s.cfg.name, pids...); err != nil {
+		return fmt.Errorf("serving %q: join its process group: %w", s.cfg.name, err)
+	}
+	s.engine.Load().onStop = func() {
+		if err := scope.Leave(s.cfg.name, pids...); err != nil && !errors.Is(err, pg.ErrStopped) && !errors.Is(err, pg.ErrNotJoined) {
+			slog.Warn("serving: leave process group", "serving", s.cfg.name, "error", err)
+		}
+	}
+	return nil
 }

@@ -73,11 +73,16 @@ func (c *config) spec() supervisor.Spec {
 // Process; a failing Init (or compiler) makes Start return its error with
 // nothing left running.
 //
+// When the node runs the runtime application (its process-group scope),
+// the serving joins the group named Name once per partition times
+// DistributionWeight, so that callers on other nodes find it (as Nx v0.10
+// does: one group per serving name), and leaves it when it starts to stop.
+//
 // Stop it with Stop; callers whose rows are stacked or queued then get
 // ErrNoProc at once and running batches finish (see Options.Shutdown). If
 // either child dies, both stop and so does the supervisor.
 func Start(nd node.Node, opts Options) (gen.Process, error) {
-	c, err := opts.resolve()
+	c, err := opts.resolve(nd)
 	if err != nil {
 		return nil, err
 	}
@@ -98,13 +103,13 @@ func startError(nd node.Node, name string, err error) error {
 	return fmt.Errorf("serving: start %q: %w", name, err)
 }
 
-// ChildSpec returns a child spec that places a serving under your own
-// ergo supervisor (Nx's child_spec/1). The child is the serving's
+// ChildSpec returns a child spec that places a serving on nd under your
+// own ergo supervisor (Nx's child_spec/1). The child is the serving's
 // supervisor, registered as Name+".Supervisor"; it keeps the OTP
 // semantics described at Start even though ergo's gen.Supervisor does not
 // have them (see package supervisor).
-func ChildSpec(opts Options) (gen.SupervisorChildSpec, error) {
-	c, err := opts.resolve()
+func ChildSpec(nd node.Node, opts Options) (gen.SupervisorChildSpec, error) {
+	c, err := opts.resolve(nd)
 	if err != nil {
 		return gen.SupervisorChildSpec{}, err
 	}

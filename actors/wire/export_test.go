@@ -1,0 +1,4 @@
+package wire
+
+// ErgoCanDecode exposes the structure check to the external tests.
+var ErgoCanDecode = ergoCanDecode

@@ -1,0 +1,123 @@
+// Package runtime is the ergo application every ergonx node runs: the
+// process-group scope where servings announce themselves to the cluster
+// (named like Nx's Nx.Serving.PG, so that Elixir nodes can share it) and
+// the serving endpoint through which servings on other nodes are called
+// and this node's servings are called from elsewhere. StartNode starts a
+// node with it; App adds it to a node you start yourself.
+package runtime
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ergo-services/ergo"
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/node"
+
+	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/actors/pg"
+	"github.com/ergonx/ergonx/serving"
+	"github.com/ergonx/ergonx/supervisor"
+)
+
+// Name is the application's name on the node.
+const Name = "ergonx_runtime"
+
+// SupervisorName is the registered name of the application's supervisor.
+const SupervisorName = "ergonx_runtime_sup"
+
+// app is the ergo application behaviour.
+type app struct {
+	gen.Application
+	nd    node.Node
+	scope pg.Options
+}
+
+// App returns the runtime application for nd. Load and start it with
+// nd.ApplicationLoad and nd.ApplicationStartPermanent (StartNode does).
+func App(nd node.Node, scope pg.Options) gen.ApplicationBehavior {
+	return &app{nd: nd, scope: scope}
+}
+
+// Load describes the application: one child, a supervisor (one-for-one,
+// a few restarts) of the scope and the endpoint.
+func (a *app) Load(...etf.Term) (gen.ApplicationSpec, error) {
+	scope, err := pg.ChildSpec(a.nd, a.scope)
+	if err != nil {
+		return gen.ApplicationSpec{}, err
+	}
+	endpoint := serving.EndpointChildSpec()
+	spec := supervisor.Spec{
+		Strategy:    supervisor.OneForOne,
+		MaxRestarts: 3,
+		Period:      5 * time.Second,
+		Children: []supervisor.ChildSpec{
+			{
+				Name: scope.Name,
+				// A fresh behaviour for every (re)start.
+				Start: func() gen.ProcessBehavior {
+					cs, _ := pg.ChildSpec(a.nd, a.scope) // validated above
+					return cs.Child
+				},
+				Options: scope.Options,
+			},
+			{
+				Name:    endpoint.Name,
+				Start:   func() gen.ProcessBehavior { return serving.EndpointChildSpec().Child },
+				Options: endpoint.Options,
+			},
+		},
+	}
+	sup := spec.ChildSpec(SupervisorName)
+	return gen.ApplicationSpec{
+		Name:        Name,
+		Description: "ergonx runtime: process groups and the serving endpoint",
+		Version:     "v1",
+		Children:    []gen.ApplicationChildSpec{{Name: sup.Name, Child: sup.Child, Options: sup.Options}},
+	}, nil
+}
+
+// Start is called once the application's children run.
+func (a *app) Start(gen.Process, ...etf.Term) {}
+
+// Options start a node with StartNode.
+type Options struct {
+	// Cookie is the cluster's shared secret. Required.
+	Cookie string
+	// Node is the base ergo options (listeners, TLS, registrar...).
+	// actors.NodeOptions is applied to it: anonymous metrics are off and
+	// the distribution keeps per-pair message order.
+	Node node.Options
+	// Scope configures the process-group scope (default name
+	// pg.DefaultScope).
+	Scope pg.Options
+}
+
+// StartNode starts an ergo node named name ("name@host") with the runtime
+// application. Stop it with Stop() and Wait() on the node.
+func StartNode(name string, o Options) (node.Node, error) {
+	if o.Cookie == "" {
+		return nil, fmt.Errorf("runtime: start node %s: a cookie is required", name)
+	}
+	nd, err := ergo.StartNode(name, o.Cookie, actors.NodeOptions(o.Node))
+	if err != nil {
+		return nil, fmt.Errorf("runtime: start node %s: %w", name, err)
+	}
+	if err := Start(nd, o.Scope); err != nil {
+		nd.Stop()
+		return nil, err
+	}
+	return nd, nil
+}
+
+// Start loads and starts the runtime application on a running node.
+func Start(nd node.Node, scope pg.Options) error {
+	if _, err := nd.ApplicationLoad(App(nd, scope)); err != nil {
+		return fmt.Errorf("runtime: load on %s: %w", nd.Name(), err)
+	}
+	if _, err := nd.ApplicationStartPermanent(Name); err != nil {
+		return fmt.Errorf("runtime: start on %s: %w", nd.Name(), err)
+	}
+	return nil
+}

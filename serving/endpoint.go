@@ -1,0 +1,171 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+)
+
+// EndpointName is the registered name of a node's serving endpoint: the
+// process through which servings on other nodes are called and through
+// which this node's servings are called from elsewhere. The runtime
+// application (apps/runtime) starts it; StartEndpoint does too.
+const EndpointName = "ergonx_serving"
+
+// endpointMailbox is the endpoint's mailbox: ergo's maximum. ergo drops
+// what arrives at a full mailbox silently (remote senders never learn);
+// a request or reply lost that way would leave its caller waiting for its
+// context. Messages carry many requests each (see outbox), so this many
+// messages is far beyond any backlog the endpoint lets build up.
+const endpointMailbox = 65535
+
+// endpoint is a node's side of distributed servings. As a caller it sends
+// requests to the endpoints of other nodes and waits for their replies; as
+// a server it runs requests from other nodes on its local servings and
+// sends the replies back.
+//
+// Messages between endpoints carry lists of requests or replies: a send
+// takes everything queued for its destination while the previous send
+// was in progress (see outbox). Under load that turns thousands of
+// requests a second into a few hundred messages, which is what ergo's
+// distribution (one encoder and one connection handler per peer, for
+// order) can carry.
+//
+// The endpoint is safe for concurrent use.
+type endpoint struct {
+	proc gen.Process // the endpoint's process: sender of every message
+	node string
+	self etf.Pid
+
+	nextID atomic.Uint64 // our own request ids: ergo refs repeat every 262,144
+
+	mu       sync.Mutex // guards the fields below
+	pending  map[uint64]*remoteCall
+	watching map[string]bool               // nodes whose endpoint we monitor
+	outboxes map[outboxKey]*outbox         // destination node and tag → queued items
+	running  map[runKey]context.CancelFunc // remote requests being served here
+	stopped  bool
+}
+
+// remoteCall is one request this node sent and waits for.
+type remoteCall struct {
+	node  string
+	reply chan remoteReply // capacity 1: the endpoint never blocks on a caller
+}
+
+// remoteReply is the answer to a remoteCall.
+type remoteReply struct {
+	result any
+	err    error
+}
+
+// runKey names a request being served here on behalf of another node.
+type runKey struct {
+	from etf.Pid
+	id   uint64
+}
+
+func newEndpoint(proc gen.Process) *endpoint {
+	return &endpoint{
+		proc:     proc,
+		node:     proc.NodeName(),
+		self:     proc.Self(),
+		pending:  map[uint64]*remoteCall{},
+		watching: map[string]bool{},
+		outboxes: map[outboxKey]*outbox{},
+		running:  map[runKey]context.CancelFunc{},
+	}
+}
+
+// endpointServer is the endpoint's process.
+type endpointServer struct {
+	gen.Server
+	ep atomic.Pointer[endpoint]
+}
+
+var _ gen.ServerBehavior = (*endpointServer)(nil)
+
+// EndpointChildSpec returns a child spec for a node's serving endpoint,
+// registered as EndpointName, for a place in a supervision tree.
+func EndpointChildSpec() gen.SupervisorChildSpec {
+	return gen.SupervisorChildSpec{
+		Name:    EndpointName,
+		Child:   &endpointServer{},
+		Options: gen.ProcessOptions{MailboxSize: endpointMailbox},
+	}
+}
+
+// StartEndpoint starts the serving endpoint on nd (the runtime
+// application does this for you).
+func StartEndpoint(nd interface {
+	Spawn(string, gen.ProcessOptions, gen.ProcessBehavior, ...etf.Term) (gen.Process, error)
+}) (gen.Process, error) {
+	return nd.Spawn(EndpointName, gen.ProcessOptions{MailboxSize: endpointMailbox}, &endpointServer{})
+}
+
+func (s *endpointServer) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
+	ep := newEndpoint(sp)
+	s.ep.Store(ep)
+	registerEndpoint(ep.node, ep)
+	return nil
+}
+
+// HandleInfo dispatches the endpoint protocol. It never blocks: requests
+// run on their own goroutines and replies go to channels of capacity 1.
+func (s *endpointServer) HandleInfo(_ *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+	ep := s.ep.Load()
+	switch m := msg.(type) {
+	case etf.Tuple:
+		if err := ep.handle(m); err != nil {
+			slog.Warn("serving endpoint: dropping a malformed message", "node", ep.node, "error", err)
+		}
+	case gen.MessageDown:
+		ep.peerDown(m)
+	default:
+		// Unrelated messages never reach a caller (Nx issue #1251): callers
+		// wait on their own channels, keyed by our own request ids.
+		slog.Warn("serving endpoint: unknown message", "node", ep.node, "message", fmt.Sprint(msg))
+	}
+	return gen.ServerStatusOK
+}
+
+// Terminate fails every call still waiting and cancels remote requests
+// being served.
+func (s *endpointServer) Terminate(_ *gen.ServerProcess, reason string) {
+	if ep := s.ep.Load(); ep != nil {
+		ep.stop(reason)
+	}
+}
+
+// stop ends the endpoint: waiting callers get ErrNodeDown-like errors.
+func (ep *endpoint) stop(reason string) {
+	unregisterEndpoint(ep.node, ep)
+	ep.mu.Lock()
+	ep.stopped = true
+	pending := ep.pending
+	ep.pending = map[uint64]*remoteCall{}
+	running := ep.running
+	ep.running = map[runKey]context.CancelFunc{}
+	ep.mu.Unlock()
+	for _, c := range pending {
+		c.reply <- remoteReply{err: fmt.Errorf("%w: the serving endpoint of node %s stopped (%s)", ErrNoEndpoint, ep.node, reason)}
+	}
+	for _, cancel := range running {
+		cancel()
+	}
+}
+
+// ErrNoEndpoint is returned for distributed calls from a node whose serving
+// endpoint does not run (start the runtime application, apps/runtime).
+var ErrNoEndpoint = errors.New("serving: no serving endpoint on this node")
+
+// ErrNodeDown is returned to callers whose request was on a node that went
+// down or disconnected (or whose endpoint stopped) before it answered.
+// Whether the request ran there is unknown.
+var ErrNodeDown = errors.New("serving: the serving's node went down before answering")

@@ -1,0 +1,398 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/gen"
+)
+
+// The endpoint protocol. Every message is a 3-tuple {Tag, FromEndpoint,
+// Items} whose items are a list (never a bare top-level list: ergo's
+// encoder loops forever on a top-level empty one):
+//
+//	{ergonx_run,    From, [{Id, ServingName, Input}]}   caller → serving node
+//	{ergonx_cancel, From, [Id]}                          caller → serving node
+//	{ergonx_reply,  From, [{Id, ok, Result} |            serving node → caller
+//	                       {Id, error, Kind, Message}]}
+//
+// Ids are the caller endpoint's own 64-bit counter; names travel as atoms;
+// inputs and results as binaries holding the wire codec's Nx term shape in
+// external term format (wire.Marshal: term_to_binary of the Nx term), so
+// that the costly encoding runs in the callers' goroutines rather than on
+// ergo's one encoder goroutine per connection;
+// Kind is an atom naming the error (see errorKind), Message a binary.
+// Results travel as messages, never as exit reasons: ergo sends reasons as
+// atoms of at most 255 characters and silently drops longer ones.
+const (
+	tagRun    = etf.Atom("ergonx_run")
+	tagCancel = etf.Atom("ergonx_cancel")
+	tagReply  = etf.Atom("ergonx_reply")
+	atomOK    = etf.Atom("ok")
+	atomError = etf.Atom("error")
+)
+
+// outbox queues items for one tag and destination node. The first item
+// leaves at once (on a goroutine of its own); items queued while a send is
+// in progress leave together in the next message.
+type outbox struct {
+	ep   *endpoint
+	node string
+	tag  etf.Atom
+
+	mu      sync.Mutex // guards items and sending
+	items   etf.List
+	sending bool
+}
+
+type outboxKey struct {
+	node string
+	tag  etf.Atom
+}
+
+// outboxFor returns the outbox of tag to node.
+func (ep *endpoint) outboxFor(node string, tag etf.Atom) *outbox {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	k := outboxKey{node, tag}
+	o := ep.outboxes[k]
+	if o == nil {
+		o = &outbox{ep: ep, node: node, tag: tag}
+		ep.outboxes[k] = o
+	}
+	return o
+}
+
+func (o *outbox) put(item etf.Term) {
+	o.mu.Lock()
+	o.items = append(o.items, item)
+	start := !o.sending
+	o.sending = true
+	o.mu.Unlock()
+	if start {
+		go o.flush()
+	}
+}
+
+func (o *outbox) flush() {
+	for {
+		o.mu.Lock()
+		items := o.items
+		o.items = nil
+		if len(items) == 0 {
+			o.sending = false
+			o.mu.Unlock()
+			return
+		}
+		o.mu.Unlock()
+		to := gen.ProcessID{Name: EndpointName, Node: o.node}
+		if err := o.ep.proc.Send(to, etf.Tuple{o.tag, o.ep.self, items}); err != nil {
+			o.ep.sendFailed(o.node, o.tag, items, err)
+		}
+	}
+}
+
+// sendFailed fails the callers of run items that could not be sent.
+func (ep *endpoint) sendFailed(node string, tag etf.Atom, items etf.List, err error) {
+	if tag != tagRun {
+		return // a lost reply or cancel: the peer's callers see the node down
+	}
+	for _, it := range items {
+		t, ok := it.(etf.Tuple)
+		if !ok || len(t) != 3 {
+			continue
+		}
+		if id, ok := toUint64(t[0]); ok {
+			ep.answer(id, remoteReply{err: fmt.Errorf("%w: cannot reach node %s: %v", ErrNodeDown, node, err)})
+		}
+	}
+}
+
+// answer completes the pending call id, if it still waits.
+func (ep *endpoint) answer(id uint64, r remoteReply) {
+	ep.mu.Lock()
+	c := ep.pending[id]
+	delete(ep.pending, id)
+	ep.mu.Unlock()
+	if c != nil {
+		c.reply <- r
+	}
+}
+
+// call sends a request for serving name to node's endpoint and waits for
+// the answer or ctx. The input is already in wire form. A caller that
+// gives up tells the serving node, which takes its rows out if they have
+// not run.
+func (ep *endpoint) call(ctx context.Context, node, name string, input []byte) (etf.Term, error) {
+	id := ep.nextID.Add(1)
+	c := &remoteCall{node: node, reply: make(chan remoteReply, 1)}
+	ep.mu.Lock()
+	if ep.stopped {
+		ep.mu.Unlock()
+		return nil, fmt.Errorf("%w: node %s", ErrNoEndpoint, ep.node)
+	}
+	ep.pending[id] = c
+	watch := !ep.watching[node]
+	ep.watching[node] = true
+	ep.mu.Unlock()
+	if watch {
+		// Watch the peer's endpoint: its DOWN (the node died or
+		// disconnected, or its endpoint stopped) fails every call waiting
+		// on it. Set before the first request leaves.
+		ep.proc.MonitorProcess(gen.ProcessID{Name: EndpointName, Node: node})
+	}
+	ep.outboxFor(node, tagRun).put(etf.Tuple{int64(id), etf.Atom(name), input})
+	select {
+	case r := <-c.reply:
+		return r.result, r.err
+	case <-ctx.Done():
+		ep.mu.Lock()
+		_, waiting := ep.pending[id]
+		delete(ep.pending, id)
+		ep.mu.Unlock()
+		if waiting {
+			ep.outboxFor(node, tagCancel).put(int64(id))
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// peerDown fails the calls waiting on a peer whose endpoint went away.
+func (ep *endpoint) peerDown(m gen.MessageDown) {
+	node := m.ProcessID.Node
+	if node == "" {
+		node = string(m.Pid.Node)
+	}
+	var err error
+	if m.Reason == "noproc" {
+		// The node runs no serving endpoint: as good as no serving there.
+		err = fmt.Errorf("%w: node %s runs no serving endpoint", ErrNoProc, node)
+	} else {
+		err = fmt.Errorf("%w: node %s (%s)", ErrNodeDown, node, m.Reason)
+	}
+	ep.mu.Lock()
+	delete(ep.watching, node)
+	var failed []*remoteCall
+	for id, c := range ep.pending {
+		if c.node == node {
+			failed = append(failed, c)
+			delete(ep.pending, id)
+		}
+	}
+	ep.mu.Unlock()
+	for _, c := range failed {
+		c.reply <- remoteReply{err: err}
+	}
+}
+
+// handle dispatches one protocol message.
+func (ep *endpoint) handle(m etf.Tuple) error {
+	if len(m) != 3 {
+		return fmt.Errorf("a %d-tuple is not an endpoint message", len(m))
+	}
+	tag, _ := m[0].(etf.Atom)
+	from, ok := m[1].(etf.Pid)
+	if !ok {
+		return fmt.Errorf("%s: sender is %T, not a pid", tag, m[1])
+	}
+	items, ok := m[2].(etf.List)
+	if !ok {
+		return fmt.Errorf("%s: items are %T, not a list", tag, m[2])
+	}
+	switch tag {
+	case tagRun:
+		for _, it := range items {
+			if err := ep.startRun(from, it); err != nil {
+				return err
+			}
+		}
+	case tagCancel:
+		for _, it := range items {
+			id, ok := toUint64(it)
+			if !ok {
+				return fmt.Errorf("cancel: id is %T", it)
+			}
+			ep.mu.Lock()
+			cancel := ep.running[runKey{from, id}]
+			ep.mu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+		}
+	case tagReply:
+		for _, it := range items {
+			id, r, err := parseReply(it, string(from.Node))
+			if err != nil {
+				return err
+			}
+			ep.answer(id, r)
+		}
+	default:
+		return fmt.Errorf("unknown tag %v", m[0])
+	}
+	return nil
+}
+
+// startRun starts serving one request from another node.
+func (ep *endpoint) startRun(from etf.Pid, it etf.Term) error {
+	t, ok := it.(etf.Tuple)
+	if !ok || len(t) != 3 {
+		return fmt.Errorf("run: item is %T, not {Id, Name, Input}", it)
+	}
+	id, ok := toUint64(t[0])
+	if !ok {
+		return fmt.Errorf("run: id is %T", t[0])
+	}
+	name, ok := t[1].(etf.Atom)
+	if !ok {
+		return fmt.Errorf("run: serving name is %T, not an atom", t[1])
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := runKey{from, id}
+	ep.mu.Lock()
+	if ep.stopped {
+		ep.mu.Unlock()
+		cancel()
+		return nil
+	}
+	ep.running[k] = cancel
+	ep.mu.Unlock()
+	go func() {
+		reply := ep.serve(ctx, string(name), t[2], from.Node == etf.Atom(ep.node))
+		ep.mu.Lock()
+		delete(ep.running, k)
+		ep.mu.Unlock()
+		cancel()
+		ep.outboxFor(string(from.Node), tagReply).put(append(etf.Tuple{int64(id)}, reply...))
+	}()
+	return nil
+}
+
+// toUint64 reads an id: ergo decodes small integers as int, larger as
+// int64 (or *big.Int, which no id of ours reaches).
+func toUint64(t etf.Term) (uint64, bool) {
+	switch v := t.(type) {
+	case int:
+		return uint64(v), v >= 0
+	case int64:
+		return uint64(v), v >= 0
+	case uint64:
+		return v, true
+	case int32:
+		return uint64(v), v >= 0
+	case uint32:
+		return uint64(v), true
+	case uint8:
+		return uint64(v), true
+	case uint16:
+		return uint64(v), true
+	}
+	return 0, false
+}
+
+// errorKind names err on the wire, so that the caller's node can give its
+// caller an error it can test with errors.Is.
+func errorKind(err error) etf.Atom {
+	var down *DownError
+	switch {
+	case errors.Is(err, ErrNoProc):
+		return "noproc"
+	case errors.As(err, &down):
+		return "down"
+	case errors.Is(err, ErrShutdownTimeout):
+		return "shutdown_timeout"
+	case errors.Is(err, ErrNotBatch):
+		return "not_batch"
+	case errors.Is(err, ErrEmptyBatch):
+		return "empty_batch"
+	case errors.Is(err, ErrBatchKey):
+		return "batch_key"
+	case errors.Is(err, ErrWire):
+		return "wire"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	var ce *CallbackError
+	if errors.As(err, &ce) {
+		return "callback"
+	}
+	return "error"
+}
+
+// kindSentinels maps wire error kinds to the errors they stand for.
+var kindSentinels = map[etf.Atom]error{
+	"noproc":           ErrNoProc,
+	"shutdown_timeout": ErrShutdownTimeout,
+	"not_batch":        ErrNotBatch,
+	"empty_batch":      ErrEmptyBatch,
+	"batch_key":        ErrBatchKey,
+	"wire":             ErrWire,
+	"canceled":         context.Canceled,
+}
+
+// RemoteError is an error that happened on the node that served a
+// distributed call. Kind names it (noproc, down, not_batch, callback...);
+// errors.Is matches the sentinel the kind stands for (ErrNoProc,
+// ErrEmptyBatch...). A failed batch comes as a *DownError whose Reason is a
+// RemoteError.
+type RemoteError struct {
+	Node    string
+	Kind    string
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("on node %s: %s", e.Node, e.Message)
+}
+
+// Is matches the sentinel of the error's kind.
+func (e *RemoteError) Is(target error) bool {
+	s, ok := kindSentinels[etf.Atom(e.Kind)]
+	return ok && s == target
+}
+
+// remoteErr rebuilds a caller-side error from a reply.
+func remoteErr(node, serving string, kind etf.Atom, msg string) error {
+	re := &RemoteError{Node: node, Kind: string(kind), Message: msg}
+	if kind == "down" {
+		return &DownError{Serving: serving, Reason: re}
+	}
+	return re
+}
+
+// parseReply reads one reply item.
+func parseReply(it etf.Term, node string) (uint64, remoteReply, error) {
+	t, ok := it.(etf.Tuple)
+	if !ok || len(t) < 3 {
+		return 0, remoteReply{}, fmt.Errorf("reply: item is %T, not {Id, ok|error, ...}", it)
+	}
+	id, ok := toUint64(t[0])
+	if !ok {
+		return 0, remoteReply{}, fmt.Errorf("reply: id is %T", t[0])
+	}
+	switch t[1] {
+	case atomOK:
+		return id, remoteReply{result: t[2]}, nil
+	case atomError:
+		if len(t) != 4 {
+			return 0, remoteReply{}, fmt.Errorf("reply: error is a %d-tuple", len(t))
+		}
+		kind, _ := t[2].(etf.Atom)
+		return id, remoteReply{err: remoteErr(node, "", kind, termString(t[3]))}, nil
+	}
+	return 0, remoteReply{}, fmt.Errorf("reply: status is %v", t[1])
+}
+
+// termString reads a message that arrived as a binary or a charlist.
+func termString(t etf.Term) string {
+	switch v := t.(type) {
+	case []byte:
+		return string(v)
+	case string:
+		return v
+	}
+	return fmt.Sprint(t)
+}

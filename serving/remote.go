@@ -1,0 +1,115 @@
+package serving
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/node"
+
+	"github.com/ergonx/ergonx/actors/pg"
+	"github.com/ergonx/ergonx/actors/wire"
+)
+
+// distributedAttempts is how many members a distributed call tries before
+// it gives up with ErrNoProc (Nx's rule: 3).
+const distributedAttempts = 3
+
+// ErrWire is returned when an input or a result cannot cross nodes: it is
+// not made of tensors, batches, tuples, maps and plain values, or a
+// received term is malformed.
+var ErrWire = errors.New("serving: value cannot cross nodes")
+
+// distributedBatchedRun is Nx's distributed batched_run: distributed
+// preprocessing in the caller, then the request runs on a random member of
+// the serving's process group (weighted by how often each joined); if that
+// node has no such serving, another member is tried, 3 attempts in all.
+func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input any, o callOptions) (any, error) {
+	ep := endpointOf(nd.Name())
+	if ep == nil {
+		return nil, fmt.Errorf("%w: node %s cannot reach servings on other nodes; start the runtime application "+
+			"(apps/runtime) or serving.StartEndpoint", ErrNoEndpoint, nd.Name())
+	}
+	scope := pg.Lookup(nd, o.scope)
+	if scope == nil {
+		return nil, fmt.Errorf("%w: node %s runs no process-group scope %q; start the runtime application (apps/runtime)",
+			ErrNoEndpoint, nd.Name(), o.scopeName())
+	}
+	if o.distPre != nil {
+		var err error
+		if input, err = o.distPre(input); err != nil {
+			return nil, fmt.Errorf("serving: distributed preprocessing: %w", err)
+		}
+	}
+	bin, err := wire.Marshal(input)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input for serving %q: %v", ErrWire, name, err)
+	}
+	var last error
+	for attempt := 1; attempt <= distributedAttempts; attempt++ {
+		member, ok := scope.RandomMember(name)
+		if !ok {
+			return nil, fmt.Errorf("%w: could not find a serving named %q on any node of the cluster "+
+				"(its process group in scope %q is empty); make sure it is started", ErrNoProc, name, scope.Name())
+		}
+		res, err := ep.call(ctx, string(member.Node), name, bin)
+		if err == nil {
+			rb, ok := res.([]byte)
+			if !ok {
+				return nil, fmt.Errorf("%w: result of serving %q from node %s is %T, not a binary", ErrWire, name, member.Node, res)
+			}
+			out, err := wire.Unmarshal(rb)
+			if err != nil {
+				return nil, fmt.Errorf("%w: result of serving %q from node %s: %v", ErrWire, name, member.Node, err)
+			}
+			return out, nil
+		}
+		var down *DownError
+		if errors.As(err, &down) && down.Serving == "" {
+			down.Serving = name
+		}
+		if !errors.Is(err, ErrNoProc) || ctx.Err() != nil {
+			return nil, err
+		}
+		last = err // that node has no such serving (any more): try another
+	}
+	return nil, fmt.Errorf("%w: serving %q: %d attempts on members of its process group found none running (last: %v)",
+		ErrNoProc, name, distributedAttempts, last)
+}
+
+// serve runs a request that came from another node on the local serving
+// name (client pre- and postprocessing here, then the serving's
+// distributed postprocessing) and returns the reply's tail: {ok, Result}
+// or {error, Kind, Message}. local says the request came from this node:
+// its binary is then the caller's own memory, which a retry sends again,
+// so the input must not share it (client preprocessing may write to it).
+func (ep *endpoint) serve(ctx context.Context, name string, in etf.Term, local bool) etf.Tuple {
+	fail := func(err error) etf.Tuple {
+		return etf.Tuple{atomError, errorKind(err), []byte(err.Error())}
+	}
+	e := registered(ep.node, name)
+	if e == nil {
+		return fail(fmt.Errorf("%w: no serving named %q on node %s", ErrNoProc, name, ep.node))
+	}
+	bin, ok := in.([]byte)
+	if !ok {
+		return fail(fmt.Errorf("%w: input for serving %q is %T, not a binary", ErrWire, name, in))
+	}
+	input, err := wire.Options{Copy: local}.Unmarshal(bin)
+	if err != nil {
+		return fail(fmt.Errorf("%w: input for serving %q: %v", ErrWire, name, err))
+	}
+	res, err := e.call(ctx, input)
+	if err != nil {
+		return fail(err)
+	}
+	if res, err = distributedPostprocess(e.serving, res); err != nil {
+		return fail(err)
+	}
+	out, err := wire.Marshal(res)
+	if err != nil {
+		return fail(fmt.Errorf("%w: result of serving %q: %v", ErrWire, name, err))
+	}
+	return etf.Tuple{atomOK, out}
+}
