@@ -29,5 +29,8 @@ func rootCmd() *cobra.Command {
 		SilenceUsage: true,
 	}
 	root.AddCommand(demoCmd())
+	root.AddCommand(trainCmd())
+	root.AddCommand(benchCmd())
+	root.AddCommand(nodeCmd())
 	return root
 }

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ergo-services/ergo/node"
+	"github.com/spf13/cobra"
+	"gorgonia.org/tensor"
+
+	"github.com/ergonx/ergonx/batch"
+	"github.com/ergonx/ergonx/internal/loadgen"
+	"github.com/ergonx/ergonx/models/digits"
+	"github.com/ergonx/ergonx/serving"
+)
+
+// benchOptions are the flags of `ergonx bench`.
+type benchOptions struct {
+	target       string // "inproc" or "http"
+	url          string
+	model        string // "digits" or "double"
+	callers      int
+	rate         float64
+	duration     time.Duration
+	requests     int
+	timeout      time.Duration
+	batchSize    int
+	batchTimeout time.Duration
+	partitions   int
+}
+
+func benchCmd() *cobra.Command {
+	o := benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Generate load against a serving (in process or over HTTP) and measure it",
+		Long: "bench drives load against a serving and prints req/s and latency percentiles.\n" +
+			"A closed loop (default) runs --callers callers, each calling again when it has\n" +
+			"its answer; --rate makes an open loop that starts calls at a fixed rate whatever\n" +
+			"the answers do. --target inproc serves a model in this process (--model digits:\n" +
+			"the demo's classifier, one held-out image per request; --model double: x*2 on\n" +
+			"one 16-float row); --target http posts the digits images to --url, e.g. an\n" +
+			"`ergonx serve`'s http://127.0.0.1:8080/v1/servings/digits/predict.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd.Context(), cmd.OutOrStdout(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.target, "target", "inproc", "inproc or http")
+	f.StringVar(&o.url, "url", "http://127.0.0.1:8080/v1/servings/digits/predict", "predict URL (--target http)")
+	f.StringVar(&o.model, "model", "digits", "digits or double (--target inproc)")
+	f.IntVar(&o.callers, "callers", 256, "concurrent callers (closed loop), or most calls in flight (open loop)")
+	f.Float64Var(&o.rate, "rate", 0, "calls per second: an open loop (needs --duration)")
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run (0: run --requests calls)")
+	f.IntVar(&o.requests, "requests", 0, "how many calls (with --duration 0)")
+	f.DurationVar(&o.timeout, "timeout", 0, "deadline of each call (0: none)")
+	f.IntVar(&o.batchSize, "batch-size", 64, "batch size (--target inproc)")
+	f.DurationVar(&o.batchTimeout, "batch-timeout", 5*time.Millisecond, "batch timeout (--target inproc)")
+	f.IntVar(&o.partitions, "partitions", 1, "partitions (--target inproc)")
+	return cmd
+}
+
+func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var call loadgen.Call
+	var describe string
+	switch o.target {
+	case "inproc":
+		nd, err := startLocalNode("bench")
+		if err != nil {
+			return err
+		}
+		defer func() { nd.Stop(); nd.Wait() }()
+		var stop func()
+		call, describe, stop, err = inprocTarget(nd, o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	case "http":
+		var err error
+		if call, err = httpTarget(o); err != nil {
+			return err
+		}
+		describe = "POST " + o.url
+	default:
+		return fmt.Errorf("unknown --target %q: use inproc or http", o.target)
+	}
+
+	lo := loadgen.Options{Callers: o.callers, Rate: o.rate, Duration: o.duration, Requests: o.requests, Timeout: o.timeout}
+	loop := fmt.Sprintf("closed loop, %d callers", o.callers)
+	if o.rate > 0 {
+		loop = fmt.Sprintf("open loop, %.0f req/s", o.rate)
+	}
+	fmt.Fprintf(out, "ergonx bench: %s; %s\n", describe, loop)
+	rep, err := loadgen.Run(ctx, lo, call)
+	if err != nil {
+		return err
+	}
+	printBench(out, rep)
+	if rep.Errors > 0 {
+		return fmt.Errorf("%d of %d calls failed; first: %w", rep.Errors, rep.Requests, rep.FirstError)
+	}
+	return nil
+}
+
+func printBench(out io.Writer, rep *loadgen.Report) {
+	tw := tabwriter.NewWriter(out, 2, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "requests\terrors\tdropped\treq/s\tp50\tp90\tp99\tp99.9\tmax\t")
+	fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", rep.Requests, rep.Errors, rep.Dropped, rep.Throughput(),
+		ms(rep.Percentile(50)), ms(rep.Percentile(90)), ms(rep.Percentile(99)), ms(rep.Percentile(99.9)),
+		ms(time.Duration(rep.Latency.Max())*time.Microsecond))
+	tw.Flush()
+}
+
+// inprocTarget starts a serving of o.model on nd and returns a call of it.
+func inprocTarget(nd node.Node, o benchOptions) (loadgen.Call, string, func(), error) {
+	opts := serving.Options{Name: "bench", BatchSize: o.batchSize, BatchTimeout: o.batchTimeout, Partitions: o.partitions > 1}
+	var inputs []*tensor.Dense
+	switch o.model {
+	case "digits":
+		model, err := digits.Pretrained()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		opts.Serving = digits.Serving(model, compilerOptions(o.partitions)...)
+		if inputs, err = heldOutRows(); err != nil {
+			return nil, "", nil, err
+		}
+	case "double":
+		opts.Serving = serving.JIT(func(in any) (any, error) {
+			return in.(*tensor.Dense).MulScalar(float32(2), true)
+		}, compilerOptions(o.partitions)...)
+		xs := make([]float32, 16)
+		for i := range xs {
+			xs[i] = float32(i)
+		}
+		inputs = []*tensor.Dense{tensor.New(tensor.WithShape(1, 16), tensor.WithBacking(xs))}
+	default:
+		return nil, "", nil, fmt.Errorf("unknown --model %q: use digits or double", o.model)
+	}
+	if _, err := serving.Start(nd, opts); err != nil {
+		return nil, "", nil, err
+	}
+	stop := func() { _ = serving.Stop(context.Background(), nd, "bench") }
+	call := func(ctx context.Context, i int) error {
+		b, err := batch.Concatenate(inputs[i%len(inputs)])
+		if err != nil {
+			return err
+		}
+		_, err = serving.BatchedRun(ctx, nd, "bench", b)
+		return err
+	}
+	describe := fmt.Sprintf("in-process serving of %s, batch size %d, timeout %v, %d partition(s)",
+		o.model, o.batchSize, o.batchTimeout, max(o.partitions, 1))
+	return call, describe, stop, nil
+}
+
+// heldOutRows returns the held-out digits images as [1,64] tensors.
+func heldOutRows() ([]*tensor.Dense, error) {
+	_, test, err := digits.Split(digits.SplitSeed)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]*tensor.Dense, test.Len())
+	for i := range rows {
+		r, err := batch.SliceRows(test.X, i, 1)
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = r.(*tensor.Dense)
+	}
+	return rows, nil
+}
+
+// jsonTensor is the HTTP API's JSON tensor body.
+type jsonTensor struct {
+	Shape []int     `json:"shape"`
+	DType string    `json:"dtype"`
+	Data  []float32 `json:"data"`
+}
+
+// httpTarget posts held-out digits images to o.url as JSON tensors.
+func httpTarget(o benchOptions) (loadgen.Call, error) {
+	rows, err := heldOutRows()
+	if err != nil {
+		return nil, err
+	}
+	bodies := make([][]byte, len(rows))
+	for i, r := range rows {
+		if bodies[i], err = json.Marshal(jsonTensor{Shape: []int{1, 64}, DType: "float32", Data: r.Data().([]float32)}); err != nil {
+			return nil, err
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: o.callers + 16, MaxIdleConnsPerHost: o.callers + 16, IdleConnTimeout: time.Minute,
+	}}
+	return func(ctx context.Context, i int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.url, bytes.NewReader(bodies[i%len(bodies)]))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+		}
+		return nil
+	}, nil
+}

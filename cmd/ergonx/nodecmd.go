@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ergo-services/ergo/etf"
+	"github.com/ergo-services/ergo/node"
+	"github.com/spf13/cobra"
+	"gorgonia.org/tensor"
+
+	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/actors/pg"
+	"github.com/ergonx/ergonx/apps/runtime"
+	"github.com/ergonx/ergonx/batch"
+	"github.com/ergonx/ergonx/internal/loadgen"
+	"github.com/ergonx/ergonx/models/digits"
+	"github.com/ergonx/ergonx/serving"
+)
+
+// nodeOptions are the flags of `ergonx node`.
+type nodeOptions struct {
+	name         string
+	cookie       string
+	listen       uint16
+	connect      []string
+	peers        []string // name=host:port, for clusters without EPMD
+	serve        bool
+	call         string
+	callers      int
+	requests     int
+	wait         time.Duration
+	batchSize    int
+	batchTimeout time.Duration
+}
+
+func nodeCmd() *cobra.Command {
+	o := nodeOptions{}
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run a cluster node: serve the digits model, call servings elsewhere",
+		Long: "node starts a named ergo node with the ergonx runtime (process groups and the\n" +
+			"serving endpoint) and joins a cluster: --connect lists nodes to connect to\n" +
+			"(resolved through EPMD, which the first node on a machine starts embedded; or\n" +
+			"give --peer name=host:port for clusters without EPMD). --serve serves the\n" +
+			"digits classifier under the name \"digits\"; --call NAME sends held-out digits\n" +
+			"images to the serving NAME wherever it runs in the cluster and reports which\n" +
+			"nodes answered. Without --call the node runs until interrupted.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runNode(ctx, cmd.OutOrStdout(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.name, "name", "ergonx@localhost", "node name (name@host)")
+	f.StringVar(&o.cookie, "cookie", "ergonx", "cluster cookie (the same on every node)")
+	f.Uint16Var(&o.listen, "listen", 0, "listening port (0: the first free one from 15000)")
+	f.StringSliceVar(&o.connect, "connect", nil, "nodes to connect to")
+	f.StringSliceVar(&o.peers, "peer", nil, "static routes name@host=ip:port (no EPMD)")
+	f.BoolVar(&o.serve, "serve", false, "serve the digits model as \"digits\"")
+	f.StringVar(&o.call, "call", "", "call this serving with held-out images, report, and exit")
+	f.IntVar(&o.callers, "callers", 32, "concurrent callers (--call)")
+	f.IntVar(&o.requests, "requests", 2000, "calls (--call)")
+	f.DurationVar(&o.wait, "wait", 30*time.Second, "how long --call waits for the serving to appear")
+	f.IntVar(&o.batchSize, "batch-size", 64, "batch size (--serve)")
+	f.DurationVar(&o.batchTimeout, "batch-timeout", 5*time.Millisecond, "batch timeout (--serve)")
+	return cmd
+}
+
+// clusterNode starts the node of o with the runtime application.
+func clusterNode(o nodeOptions) (node.Node, error) {
+	base := node.Options{}
+	if o.listen != 0 {
+		base.Listeners = []node.Listener{{Listen: o.listen}}
+	}
+	if len(o.peers) > 0 {
+		reg := actors.NewStaticRegistrar()
+		for _, p := range o.peers {
+			name, addr, ok := strings.Cut(p, "=")
+			host, port, ok2 := strings.Cut(addr, ":")
+			var n uint16
+			if _, err := fmt.Sscan(port, &n); !ok || !ok2 || err != nil {
+				return nil, fmt.Errorf("--peer %q: want name@host=ip:port", p)
+			}
+			reg.Add(name, host, n)
+		}
+		base.Registrar = reg
+	}
+	return runtime.StartNode(o.name, runtime.Options{Cookie: o.cookie, Node: base})
+}
+
+func runNode(ctx context.Context, out io.Writer, o nodeOptions) error {
+	nd, err := clusterNode(o)
+	if err != nil {
+		return err
+	}
+	defer func() { nd.Stop(); nd.Wait() }()
+	fmt.Fprintf(out, "node %s up\n", nd.Name())
+	for _, peer := range o.connect {
+		if err := nd.Connect(peer); err != nil {
+			return fmt.Errorf("connect to %s: %w (is it running, with the same cookie?)", peer, err)
+		}
+		fmt.Fprintf(out, "connected to %s\n", peer)
+	}
+	if o.serve {
+		model, err := digits.Pretrained()
+		if err != nil {
+			return err
+		}
+		self := nd.Name()
+		s := digits.Serving(model).DistributedPostprocessing(func(res any) (any, error) {
+			// Tell remote callers which node answered (the demo's report).
+			return batch.Tuple{res, []byte(self)}, nil
+		})
+		if _, err := serving.Start(nd, serving.Options{Name: "digits", Serving: s,
+			BatchSize: o.batchSize, BatchTimeout: o.batchTimeout}); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "serving \"digits\" (batch size %d, timeout %v)\n", o.batchSize, o.batchTimeout)
+	}
+	if o.call != "" {
+		return callCluster(ctx, out, nd, o)
+	}
+	watchGroups(ctx, out, nd, "digits")
+	return nil
+}
+
+// watchGroups prints the members of group whenever they change, until ctx
+// ends.
+func watchGroups(ctx context.Context, out io.Writer, nd node.Node, group string) {
+	scope := pg.Lookup(nd, "")
+	members, events, cancel := scope.Monitor(group)
+	defer cancel()
+	fmt.Fprintf(out, "members of %q: %s\n", group, describeMembers(members))
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(out, "stopping")
+			return
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+			fmt.Fprintf(out, "members of %q: %s\n", group, describeMembers(scope.Members(group)))
+		}
+	}
+}
+
+// describeMembers counts members per node: "a@localhost ×1, b@localhost ×4".
+func describeMembers(pids []etf.Pid) string {
+	if len(pids) == 0 {
+		return "none"
+	}
+	count := map[string]int{}
+	for _, p := range pids {
+		count[string(p.Node)]++
+	}
+	nodes := make([]string, 0, len(count))
+	for n := range count {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	parts := make([]string, len(nodes))
+	for i, n := range nodes {
+		parts[i] = fmt.Sprintf("%s ×%d", n, count[n])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// callCluster sends held-out images to the serving o.call and reports.
+func callCluster(ctx context.Context, out io.Writer, nd node.Node, o nodeOptions) error {
+	scope := pg.Lookup(nd, "")
+	deadline := time.Now().Add(o.wait)
+	for scope.Count(o.call) == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no serving %q appeared in the cluster within %v", o.call, o.wait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond): // polling the group, bounded
+		}
+	}
+	_, test, err := digits.Split(digits.SplitSeed)
+	if err != nil {
+		return err
+	}
+	rows, err := heldOutRows()
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	byNode := map[string]int{}
+	correct := 0
+	rep, err := loadgen.Run(ctx, loadgen.Options{Callers: o.callers, Requests: o.requests}, func(ctx context.Context, i int) error {
+		img := i % len(rows)
+		b, err := batch.Concatenate(rows[img])
+		if err != nil {
+			return err
+		}
+		res, err := serving.BatchedRun(ctx, nd, o.call, b)
+		if err != nil {
+			return err
+		}
+		who := nd.Name() + " (local)"
+		if t, ok := res.(batch.Tuple); ok && len(t) == 2 {
+			res = t[0]
+			if name, ok := t[1].([]byte); ok {
+				who = string(name)
+			}
+		}
+		logits, ok := res.(*tensor.Dense)
+		if !ok {
+			return fmt.Errorf("unexpected result %T", res)
+		}
+		class, err := digits.Argmax(logits)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		byNode[who]++
+		if class[0] == test.Labels[img] {
+			correct++
+		}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "called %q %d times from %s: %.0f req/s, p50 %s, p99 %s, %d errors\n",
+		o.call, rep.Requests, nd.Name(), rep.Throughput(), ms(rep.Percentile(50)), ms(rep.Percentile(99)), rep.Errors)
+	nodes := make([]string, 0, len(byNode))
+	for n := range byNode {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		fmt.Fprintf(out, "  answered by %s: %d\n", n, byNode[n])
+	}
+	fmt.Fprintf(out, "accuracy: %d/%d = %.2f %%\n", correct, rep.Requests-rep.Errors, 100*float64(correct)/float64(max(rep.Requests-rep.Errors, 1)))
+	if rep.Errors > 0 {
+		return fmt.Errorf("%d calls failed; first: %w", rep.Errors, rep.FirstError)
+	}
+	return nil
+}
