@@ -29,6 +29,7 @@ func rootCmd() *cobra.Command {
 		SilenceUsage: true,
 	}
 	root.AddCommand(demoCmd())
+	root.AddCommand(serveCmd())
 	root.AddCommand(trainCmd())
 	root.AddCommand(benchCmd())
 	root.AddCommand(nodeCmd())

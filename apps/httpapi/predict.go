@@ -1,0 +1,333 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gorgonia.org/tensor"
+
+	"github.com/ergonx/ergonx/batch"
+	"github.com/ergonx/ergonx/serving"
+)
+
+// format is a body format of the predict route.
+type format int
+
+const (
+	formatJSON format = iota
+	formatBinary
+)
+
+// octetStream is accepted as another name of the binary format.
+const octetStream = "application/octet-stream"
+
+// predict answers POST /v1/servings/{name}/predict.
+func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	rt := h.routes[name]
+	if rt == nil {
+		e := unknownServing(name)
+		h.m.unknown(e)
+		writeError(w, "", e)
+		return
+	}
+	start := time.Now()
+	rt.m.inFlight.Inc()
+	defer rt.m.inFlight.Dec()
+	status, e := h.doPredict(w, r, rt)
+	if e != nil {
+		status = e.status
+		writeError(w, rt.Name, e)
+		if status == http.StatusInternalServerError {
+			h.log.Warn("httpapi: predict failed", "serving", rt.Name, "status", status, "reason", e.reason, "error", e.err)
+		}
+	}
+	rt.m.done(status, e, time.Since(start))
+}
+
+// doPredict runs one predict request. It writes the response on success
+// and returns its status; on failure it returns the error to answer with
+// and writes nothing.
+func (h *Handler) doPredict(w http.ResponseWriter, r *http.Request, rt *route) (int, *requestError) {
+	ctx := r.Context() // ends when the client goes away
+	timeout, e := h.timeout(r)
+	if e != nil {
+		return 0, e
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	in, e := requestFormat(r.Header.Get("Content-Type"))
+	if e != nil {
+		return 0, e
+	}
+	out, outType, e := negotiate(r.Header.Get("Accept"), in)
+	if e != nil {
+		return 0, e
+	}
+	body, e := h.readBody(w, r)
+	if e != nil {
+		return 0, e
+	}
+	input, err := decodeBody(in, body)
+	if err != nil {
+		return 0, badRequest(err)
+	}
+	if err := rt.check(input); err != nil {
+		return 0, badRequest(err)
+	}
+	b, err := batch.Concatenate(input)
+	if err != nil {
+		// Everything Concatenate refuses is about the shapes sent.
+		return 0, badRequest(fmt.Errorf("%w: %v", ErrShape, err))
+	}
+
+	result, err := serving.BatchedRun(ctx, h.nd, rt.Name, b)
+	if err != nil {
+		e := classify(ctx, err, rt.IsInputError)
+		if e.reason == ReasonDeadline {
+			e.err = fmt.Errorf("httpapi: the request's deadline (%v) passed before serving %q answered: %w", timeout, rt.Name, err)
+		}
+		return 0, e
+	}
+
+	resp, err := encodeResult(out, result)
+	if err != nil {
+		if errors.Is(err, ErrNotTensor) && out == formatBinary {
+			return 0, &requestError{status: http.StatusNotAcceptable, reason: ReasonNotAcceptable, err: err}
+		}
+		return 0, &requestError{status: http.StatusInternalServerError, reason: ReasonInternal,
+			err: fmt.Errorf("httpapi: encoding the result of serving %q: %w", rt.Name, err)}
+	}
+	if out == formatJSON {
+		resp = append(resp, '\n') // as every JSON answer, for curl
+	}
+	w.Header().Set("Content-Type", outType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(resp)
+	return http.StatusOK, nil
+}
+
+// timeout reads the request's deadline from TimeoutHeader, or the default.
+func (h *Handler) timeout(r *http.Request) (time.Duration, *requestError) {
+	v := r.Header.Get(TimeoutHeader)
+	if v == "" {
+		return h.opts.DefaultTimeout, nil
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(v))
+	if err != nil || d <= 0 {
+		return 0, &requestError{status: http.StatusBadRequest, reason: ReasonBadTimeout,
+			err: fmt.Errorf("httpapi: %s: %q: want a positive Go duration such as 250ms or 2s", TimeoutHeader, v)}
+	}
+	if h.opts.MaxTimeout > 0 && d > h.opts.MaxTimeout {
+		d = h.opts.MaxTimeout
+	}
+	return d, nil
+}
+
+// requestFormat reads the body format from the Content-Type header; no
+// header means JSON.
+func requestFormat(contentType string) (format, *requestError) {
+	if contentType == "" {
+		return formatJSON, nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err == nil {
+		switch mt {
+		case JSONContentType:
+			return formatJSON, nil
+		case BinaryContentType, octetStream:
+			return formatBinary, nil
+		}
+	}
+	hint := ""
+	if strings.HasPrefix(contentType, "application/x-www-form-urlencoded") {
+		hint = " (curl -d sends a form; add -H 'Content-Type: application/json')"
+	}
+	return 0, &requestError{status: http.StatusUnsupportedMediaType, reason: ReasonUnsupportedMedia,
+		err: fmt.Errorf("httpapi: Content-Type %q: send %s or %s%s", contentType, JSONContentType, BinaryContentType, hint)}
+}
+
+// negotiate picks the response format from the Accept header: the
+// acceptable type with the highest q, the first of equals; */* (and no
+// header) means the request's own format. It returns the media type to
+// answer with.
+func negotiate(accept string, in format) (format, string, *requestError) {
+	name := func(f format) string {
+		if f == formatBinary {
+			return BinaryContentType
+		}
+		return JSONContentType
+	}
+	if strings.TrimSpace(accept) == "" {
+		return in, name(in), nil
+	}
+	best, bestType, bestQ := in, "", 0.0
+	for part := range strings.SplitSeq(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if qs, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(qs, 64); err != nil {
+				continue
+			}
+		}
+		var f format
+		var typ string
+		switch mt {
+		case JSONContentType:
+			f, typ = formatJSON, JSONContentType
+		case BinaryContentType, octetStream:
+			f, typ = formatBinary, mt
+		case "*/*", "application/*":
+			f, typ = in, name(in)
+		default:
+			continue
+		}
+		if q > bestQ {
+			best, bestType, bestQ = f, typ, q
+		}
+	}
+	if bestQ <= 0 {
+		return 0, "", &requestError{status: http.StatusNotAcceptable, reason: ReasonNotAcceptable,
+			err: fmt.Errorf("httpapi: Accept %q: this route answers %s or %s", accept, JSONContentType, BinaryContentType)}
+	}
+	return best, bestType, nil
+}
+
+// readBody reads the whole body, at most Options.MaxBodyBytes.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *requestError) {
+	limit := h.opts.MaxBodyBytes
+	src := io.Reader(r.Body)
+	var buf bytes.Buffer
+	if limit > 0 {
+		src = http.MaxBytesReader(w, r.Body, limit)
+		if r.ContentLength > 0 {
+			buf.Grow(int(min(r.ContentLength, limit)) + bytes.MinRead)
+		}
+	}
+	if _, err := buf.ReadFrom(src); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, &requestError{status: http.StatusRequestEntityTooLarge, reason: ReasonBodyTooLarge,
+				err: fmt.Errorf("httpapi: the body is larger than %d bytes", tooLarge.Limit)}
+		}
+		if ctxErr := r.Context().Err(); ctxErr != nil {
+			return nil, &requestError{status: StatusClientClosedRequest, reason: ReasonClientClosed, err: ctxErr}
+		}
+		return nil, &requestError{status: http.StatusBadRequest, reason: ReasonMalformed,
+			err: fmt.Errorf("%w: reading the body: %v", ErrMalformed, err)}
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeBody decodes a request body of format f.
+func decodeBody(f format, body []byte) (any, error) {
+	if f == formatBinary {
+		return DecodeBinary(body)
+	}
+	return DecodeJSON(body)
+}
+
+// encodeResult encodes a serving's result in format f. Results that are
+// not containers of tensors (a client postprocessing may return any Go
+// value) are written in JSON as {"value": ...}.
+func encodeResult(f format, result any) ([]byte, error) {
+	if f == formatBinary {
+		return EncodeBinary(result)
+	}
+	b, err := EncodeJSON(result)
+	if errors.Is(err, ErrNotTensor) && !isContainer(result) {
+		v, err := json.Marshal(struct {
+			Value any `json:"value"`
+		}{result})
+		return v, err
+	}
+	return b, err
+}
+
+// isContainer reports whether v is a tensor, tuple or map.
+func isContainer(v any) bool {
+	switch v.(type) {
+	case *tensor.Dense, batch.Tuple, batch.Map:
+		return true
+	}
+	return false
+}
+
+// check validates a decoded request against what the serving takes.
+func (rt *route) check(in any) error {
+	leaves, err := batch.Leaves(in)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrShape, err)
+	}
+	for _, d := range leaves {
+		if d.Dims() == 0 {
+			return fmt.Errorf("%w: a tensor of shape []: requests need a first axis that counts rows (shape [n, ...])", ErrShape)
+		}
+	}
+	if rt.Row == nil {
+		return nil
+	}
+	d, ok := in.(*tensor.Dense)
+	if !ok {
+		return fmt.Errorf("%w: serving %q takes one tensor of rows of %v; got a %s", ErrShape, rt.Name, rt.Row, kindOf(in))
+	}
+	if rt.Row.DType.Type != nil {
+		// Compared as wire types: a row of Go ints is one of int64s.
+		want, _ := dtypeOf(rt.Row.DType)
+		got, _ := dtypeOf(d.Dtype())
+		if want != got {
+			return fmt.Errorf("%w: serving %q takes %s rows; got %s", ErrDType, rt.Name, want.name, got.name)
+		}
+	}
+	if rt.Row.Shape != nil && !rowFits(d.Shape()[1:], rt.Row.Shape) {
+		return fmt.Errorf("%w: serving %q takes rows of %v, a tensor of shape %s; got shape %v",
+			ErrShape, rt.Name, rt.Row, requestShape(rt.Row.Shape), []int(d.Shape()))
+	}
+	return nil
+}
+
+// requestShape shows the shape of a request of rows of shape row:
+// "[n, 64]".
+func requestShape(row []int) string {
+	s := "[n"
+	for _, n := range row {
+		if n < 0 {
+			s += ", *"
+		} else {
+			s += ", " + strconv.Itoa(n)
+		}
+	}
+	return s + "]"
+}
+
+// rowFits reports whether a row shape matches a spec (-1: any length).
+func rowFits(got, want []int) bool {
+	return slices.EqualFunc(got, want, func(g, w int) bool { return w < 0 || g == w })
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case batch.Tuple:
+		return "tuple"
+	case batch.Map:
+		return "map"
+	}
+	return fmt.Sprintf("%T", v)
+}
