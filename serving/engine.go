@@ -239,6 +239,7 @@ func (e *engine) startTask(t *task, inline bool) {
 	if err == nil {
 		stats := BatchStats{
 			Serving:   e.name,
+			Node:      e.node,
 			Partition: t.partition,
 			Size:      t.size,
 			Padding:   merged.Padding(),

@@ -60,8 +60,10 @@ type Event struct {
 
 // BatchStats describes one batch run by a serving process.
 type BatchStats struct {
-	// Serving is the serving's name.
+	// Serving is the serving's name, Node the node it runs on (several
+	// nodes in one process share telemetry handlers).
 	Serving string
+	Node    string
 	// Partition the batch ran on.
 	Partition int
 	// Size is the number of rows, Padding the zero rows HandleBatch asked
