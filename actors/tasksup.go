@@ -16,7 +16,7 @@ import (
 // supervisor is stopping: it starts no new task.
 var ErrTaskSupervisorStopped = errors.New("actors: task supervisor is stopped")
 
-// TaskSupervisor is a gen.Server behaviour that runs functions as tasks,
+// TaskSupervisor is an actor Behavior that runs functions as tasks,
 // Nx's Task.Supervisor with async_nolink: each task runs on a goroutine
 // the supervisor tracks, a panicking task is recovered and logged instead
 // of taking the program down, and the process does not exit before every
@@ -32,8 +32,6 @@ var ErrTaskSupervisorStopped = errors.New("actors: task supervisor is stopped")
 // NewTaskSupervisor. A TaskSupervisor value serves one process: spawn a
 // new one for every start.
 type TaskSupervisor struct {
-	gen.Server
-
 	shutdown time.Duration // how long stopping waits for tasks; < 0: forever
 
 	mu      sync.Mutex // guards stopped and the Add side of running
@@ -42,9 +40,9 @@ type TaskSupervisor struct {
 	count   int // guarded by mu: tasks running
 }
 
-var _ gen.ServerBehavior = (*TaskSupervisor)(nil)
+var _ Behavior = (*TaskSupervisor)(nil)
 
-// NewTaskSupervisor returns a task supervisor to spawn. Stopping it waits
+// NewTaskSupervisor returns a task supervisor; spawn it with NewActor. Stopping it waits
 // up to shutdown for the running tasks (a negative shutdown waits
 // forever); tasks still running then are abandoned with a logged warning
 // (a goroutine cannot be killed), so that a stuck task never keeps the
@@ -90,23 +88,23 @@ func (ts *TaskSupervisor) Running() int {
 
 // Init traps exits, so that a shutdown arrives as a message and the
 // running tasks can finish.
-func (ts *TaskSupervisor) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
-	sp.SetTrapExit(true)
+func (ts *TaskSupervisor) Init(p gen.Process, _ ...etf.Term) error {
+	p.SetTrapExit(true)
 	return nil
 }
 
-// HandleInfo stops on an exit signal, after the running tasks.
-func (ts *TaskSupervisor) HandleInfo(_ *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+// HandleMessage stops on an exit signal, after the running tasks.
+func (ts *TaskSupervisor) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) string {
 	if m, ok := msg.(gen.MessageExit); ok {
 		ts.stopAndWait()
-		return gen.ServerStatusStopWithReason(m.Reason)
+		return m.Reason
 	}
 	slog.Warn("actors: task supervisor got an unexpected message", "message", fmt.Sprint(msg))
-	return gen.ServerStatusOK
+	return ""
 }
 
 // Terminate waits for the running tasks, however the process ends.
-func (ts *TaskSupervisor) Terminate(*gen.ServerProcess, string) { ts.stopAndWait() }
+func (ts *TaskSupervisor) Terminate(gen.Process, string) { ts.stopAndWait() }
 
 // stopAndWait refuses new tasks and waits for the running ones, at most
 // ts.shutdown.

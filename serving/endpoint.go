@@ -10,6 +10,8 @@ import (
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
+
+	"github.com/ergonx/ergonx/actors"
 )
 
 // EndpointName is the registered name of a node's serving endpoint: the
@@ -45,12 +47,20 @@ type endpoint struct {
 
 	nextID atomic.Uint64 // our own request ids: ergo refs repeat every 262,144
 
-	mu       sync.Mutex // guards the fields below
-	pending  map[uint64]*remoteCall
-	watching map[string]bool               // nodes whose endpoint we monitor
-	outboxes map[outboxKey]*outbox         // destination node and tag → queued items
-	running  map[runKey]context.CancelFunc // remote requests being served here
-	stopped  bool
+	mu      sync.Mutex // guards the fields below
+	pending map[uint64]*remoteCall
+	// watching holds the reference of our monitor of each peer's
+	// endpoint. Only a DOWN with that reference fails the calls waiting
+	// on the peer: any other DOWN is a stray (Nx #1251).
+	watching map[string]etf.Ref
+	// early holds DOWNs of our endpoint monitors that arrived before the
+	// caller that set the monitor up recorded its reference (a peer that
+	// cannot be reached answers at once); bounded, oldest dropped.
+	early     map[etf.Ref]gen.MessageDown
+	earlyRefs []etf.Ref
+	outboxes  map[outboxKey]*outbox         // destination node and tag → queued items
+	running   map[runKey]context.CancelFunc // remote requests being served here
+	stopped   bool
 }
 
 // remoteCall is one request this node sent and waits for.
@@ -77,26 +87,27 @@ func newEndpoint(proc gen.Process) *endpoint {
 		node:     proc.NodeName(),
 		self:     proc.Self(),
 		pending:  map[uint64]*remoteCall{},
-		watching: map[string]bool{},
+		watching: map[string]etf.Ref{},
+		early:    map[etf.Ref]gen.MessageDown{},
 		outboxes: map[outboxKey]*outbox{},
 		running:  map[runKey]context.CancelFunc{},
 	}
 }
 
-// endpointServer is the endpoint's process.
+// endpointServer is the endpoint's process. It runs on actors.Actor, not
+// ergo's gen.Server, which any node could kill by sending an empty tuple.
 type endpointServer struct {
-	gen.Server
 	ep atomic.Pointer[endpoint]
 }
 
-var _ gen.ServerBehavior = (*endpointServer)(nil)
+var _ actors.Behavior = (*endpointServer)(nil)
 
 // EndpointChildSpec returns a child spec for a node's serving endpoint,
 // registered as EndpointName, for a place in a supervision tree.
 func EndpointChildSpec() gen.SupervisorChildSpec {
 	return gen.SupervisorChildSpec{
 		Name:    EndpointName,
-		Child:   &endpointServer{},
+		Child:   actors.NewActor(&endpointServer{}),
 		Options: gen.ProcessOptions{MailboxSize: endpointMailbox},
 	}
 }
@@ -106,19 +117,20 @@ func EndpointChildSpec() gen.SupervisorChildSpec {
 func StartEndpoint(nd interface {
 	Spawn(string, gen.ProcessOptions, gen.ProcessBehavior, ...etf.Term) (gen.Process, error)
 }) (gen.Process, error) {
-	return nd.Spawn(EndpointName, gen.ProcessOptions{MailboxSize: endpointMailbox}, &endpointServer{})
+	return nd.Spawn(EndpointName, gen.ProcessOptions{MailboxSize: endpointMailbox}, actors.NewActor(&endpointServer{}))
 }
 
-func (s *endpointServer) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
+func (s *endpointServer) Init(sp gen.Process, _ ...etf.Term) error {
 	ep := newEndpoint(sp)
 	s.ep.Store(ep)
 	registerEndpoint(ep.node, ep)
 	return nil
 }
 
-// HandleInfo dispatches the endpoint protocol. It never blocks: requests
-// run on their own goroutines and replies go to channels of capacity 1.
-func (s *endpointServer) HandleInfo(_ *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+// HandleMessage dispatches the endpoint protocol. It never blocks:
+// requests run on their own goroutines and replies go to channels of
+// capacity 1.
+func (s *endpointServer) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) string {
 	ep := s.ep.Load()
 	switch m := msg.(type) {
 	case etf.Tuple:
@@ -132,12 +144,12 @@ func (s *endpointServer) HandleInfo(_ *gen.ServerProcess, msg etf.Term) gen.Serv
 		// wait on their own channels, keyed by our own request ids.
 		slog.Warn("serving endpoint: unknown message", "node", ep.node, "message", fmt.Sprint(msg))
 	}
-	return gen.ServerStatusOK
+	return ""
 }
 
 // Terminate fails every call still waiting and cancels remote requests
 // being served.
-func (s *endpointServer) Terminate(_ *gen.ServerProcess, reason string) {
+func (s *endpointServer) Terminate(_ gen.Process, reason string) {
 	if ep := s.ep.Load(); ep != nil {
 		ep.stop(reason)
 	}

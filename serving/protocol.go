@@ -106,20 +106,23 @@ func (ep *endpoint) sendFailed(node string, tag etf.Atom, items etf.List, err er
 			continue
 		}
 		if id, ok := toUint64(t[0]); ok {
-			ep.answer(id, remoteReply{err: fmt.Errorf("%w: cannot reach node %s: %v", ErrNodeDown, node, err)})
+			ep.answer(id, node, remoteReply{err: fmt.Errorf("%w: cannot reach node %s: %v", ErrNodeDown, node, err)})
 		}
 	}
 }
 
-// answer completes the pending call id, if it still waits.
-func (ep *endpoint) answer(id uint64, r remoteReply) {
+// answer completes the pending call id, if it still waits for node ("":
+// whichever node it was sent to). A reply from another node is a stray.
+func (ep *endpoint) answer(id uint64, node string, r remoteReply) {
 	ep.mu.Lock()
 	c := ep.pending[id]
+	if c == nil || (node != "" && c.node != node) {
+		ep.mu.Unlock()
+		return
+	}
 	delete(ep.pending, id)
 	ep.mu.Unlock()
-	if c != nil {
-		c.reply <- r
-	}
+	c.reply <- r
 }
 
 // call sends a request for serving name to node's endpoint and waits for
@@ -135,14 +138,10 @@ func (ep *endpoint) call(ctx context.Context, node, name string, input []byte) (
 		return nil, fmt.Errorf("%w: node %s", ErrNoEndpoint, ep.node)
 	}
 	ep.pending[id] = c
-	watch := !ep.watching[node]
-	ep.watching[node] = true
+	_, watched := ep.watching[node]
 	ep.mu.Unlock()
-	if watch {
-		// Watch the peer's endpoint: its DOWN (the node died or
-		// disconnected, or its endpoint stopped) fails every call waiting
-		// on it. Set before the first request leaves.
-		ep.proc.MonitorProcess(gen.ProcessID{Name: EndpointName, Node: node})
+	if !watched {
+		ep.watch(node)
 	}
 	ep.outboxFor(node, tagRun).put(etf.Tuple{int64(id), etf.Atom(name), input})
 	select {
@@ -160,12 +159,45 @@ func (ep *endpoint) call(ctx context.Context, node, name string, input []byte) (
 	}
 }
 
-// peerDown fails the calls waiting on a peer whose endpoint went away.
+// watch monitors the endpoint of node: its DOWN (the node died or
+// disconnected, or its endpoint stopped) fails every call waiting on it.
+// It runs before the caller's request leaves. The monitor is set up
+// outside ep.mu (ergo may dial the node), so its DOWN can overtake the
+// recording of its reference: such a DOWN waits in ep.early.
+func (ep *endpoint) watch(node string) {
+	ref := ep.proc.MonitorProcess(gen.ProcessID{Name: EndpointName, Node: node})
+	ep.mu.Lock()
+	if _, ok := ep.watching[node]; ok {
+		ep.mu.Unlock()
+		ep.proc.DemonitorProcess(ref) // another caller won the race
+		return
+	}
+	ep.watching[node] = ref
+	down, early := ep.early[ref]
+	delete(ep.early, ref)
+	ep.mu.Unlock()
+	if early {
+		ep.peerDown(down)
+	}
+}
+
+// peerDown fails the calls waiting on a peer whose endpoint went away, if
+// m is the DOWN of our monitor of that endpoint.
 func (ep *endpoint) peerDown(m gen.MessageDown) {
 	node := m.ProcessID.Node
-	if node == "" {
-		node = string(m.Pid.Node)
+	if m.ProcessID.Name != EndpointName || node == "" {
+		return // not a monitor of ours: we monitor endpoints by name
 	}
+	ep.mu.Lock()
+	ref, ok := ep.watching[node]
+	if !ok || ref != m.Ref {
+		if !ok {
+			ep.keepEarlyLocked(m)
+		}
+		ep.mu.Unlock()
+		return
+	}
+	ep.mu.Unlock()
 	var err error
 	if m.Reason == "noproc" {
 		// The node runs no serving endpoint: as good as no serving there.
@@ -174,6 +206,10 @@ func (ep *endpoint) peerDown(m gen.MessageDown) {
 		err = fmt.Errorf("%w: node %s (%s)", ErrNodeDown, node, m.Reason)
 	}
 	ep.mu.Lock()
+	if ep.watching[node] != m.Ref {
+		ep.mu.Unlock()
+		return // another DOWN of the same monitor got here first
+	}
 	delete(ep.watching, node)
 	var failed []*remoteCall
 	for id, c := range ep.pending {
@@ -186,6 +222,21 @@ func (ep *endpoint) peerDown(m gen.MessageDown) {
 	for _, c := range failed {
 		c.reply <- remoteReply{err: err}
 	}
+}
+
+// keepEarlyLocked keeps a DOWN whose monitor's reference is not recorded
+// yet. ep.mu must be held.
+func (ep *endpoint) keepEarlyLocked(m gen.MessageDown) {
+	const most = 1024
+	if _, ok := ep.early[m.Ref]; ok {
+		return
+	}
+	if len(ep.earlyRefs) == most {
+		delete(ep.early, ep.earlyRefs[0])
+		ep.earlyRefs = ep.earlyRefs[1:]
+	}
+	ep.early[m.Ref] = m
+	ep.earlyRefs = append(ep.earlyRefs, m.Ref)
 }
 
 // handle dispatches one protocol message.
@@ -228,7 +279,7 @@ func (ep *endpoint) handle(m etf.Tuple) error {
 			if err != nil {
 				return err
 			}
-			ep.answer(id, r)
+			ep.answer(id, string(from.Node), r)
 		}
 	default:
 		return fmt.Errorf("unknown tag %v", m[0])

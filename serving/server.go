@@ -4,16 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/node"
 
 	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/actors/pg"
 )
 
-// server is the serving actor: the gen.Server registered under the
+// server is the serving actor: the process registered under the
 // serving's name, child of the serving's supervisor after the task
 // supervisor. It owns the engine's life: Init computes the partitions,
 // initialises the module for Process and builds the engine; an exit
@@ -21,7 +24,6 @@ import (
 // terminate does. Callers on the node reach the engine through the
 // process's behaviour, without a message (see the package doc).
 type server struct {
-	gen.Server
 	cfg    *config
 	tasks  *taskSupRef
 	engine atomic.Pointer[engine] // nil until Init has finished
@@ -33,10 +35,12 @@ type taskSupRef struct {
 	ts atomic.Pointer[actors.TaskSupervisor]
 }
 
-var _ gen.ServerBehavior = (*server)(nil)
+// It runs on actors.Actor, not ergo's gen.Server, which any node can kill
+// by sending it an empty tuple.
+var _ actors.Behavior = (*server)(nil)
 
 // Init runs inside the supervisor's start: an error here fails Start.
-func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
+func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 	// Exit signals arrive as messages, so that running batches can finish.
 	sp.SetTrapExit(true)
 	partitions, err := s.cfg.partitionOptions()
@@ -78,53 +82,120 @@ func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
 	return nil
 }
 
-// HandleInfo handles the shutdown exit signal from the supervisor: the
+// HandleMessage handles the shutdown exit signal from the supervisor: the
 // engine answers stacked and queued callers with ErrNoProc and waits for
 // the running batches (at most Shutdown), then the process exits.
 // Batches report to the engine directly, so waiting here blocks nothing
 // they need.
-func (s *server) HandleInfo(_ *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+func (s *server) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) string {
 	if m, ok := msg.(gen.MessageExit); ok {
 		if e := s.engine.Load(); e != nil {
 			e.shutdown()
 		}
-		return gen.ServerStatusStopWithReason(m.Reason)
+		return m.Reason
 	}
 	slog.Warn("serving: unknown message", "serving", s.cfg.name, "message", fmt.Sprint(msg))
-	return gen.ServerStatusOK
+	return ""
 }
 
 // Terminate shuts the engine down if the process ends another way (a
 // panic, a kill, the node stopping).
-func (s *server) Terminate(_ *gen.ServerProcess, _ string) {
+func (s *server) Terminate(_ gen.Process, _ string) {
 	if e := s.engine.Load(); e != nil {
 		e.shutdown()
 	}
 }
 
-// joinGroup makes the serving a member of the process group of its name,
-// partitions × weight times, when the node has a scope; the engine leaves
-// the group when it starts to stop, before anything else, so that remote
-// callers stop picking it.
-func (s *server) joinGroup(sp *gen.ServerProcess, partitions int) error {
+// membership keeps a serving in the process group of its name,
+// partitions × weight times, on its node's scope. If the scope restarts
+// (it starts empty), the serving joins the new one; when the serving
+// starts to stop, it leaves first, so that remote callers stop picking it.
+type membership struct {
+	nd    node.Node
+	group string
+	pids  []etf.Pid
+	done  chan struct{} // closed when the serving starts to stop
+
+	mu    sync.Mutex
+	scope *pg.Scope // guarded by mu: the scope joined, nil while none
+}
+
+// rescanScope is how often a serving looks for its node's scope while
+// there is none (the runtime application is restarting it).
+const rescanScope = 100 * time.Millisecond
+
+// joinGroup starts the serving's membership when its node runs the
+// runtime application (a scope or a serving endpoint); without it the
+// serving is local only.
+func (s *server) joinGroup(sp gen.Process, partitions int) error {
 	if s.cfg.node == nil {
 		return nil
 	}
 	scope := pg.Lookup(s.cfg.node, pg.DefaultScope)
-	if scope == nil {
+	if scope == nil && endpointOf(sp.NodeName()) == nil {
 		return nil // no runtime application: a local serving only
 	}
-	pids := make([]etf.Pid, max(1, partitions*s.cfg.weight))
-	for i := range pids {
-		pids[i] = sp.Self()
+	m := &membership{nd: s.cfg.node, group: s.cfg.name, done: make(chan struct{})}
+	m.pids = make([]etf.Pid, max(1, partitions*s.cfg.weight))
+	for i := range m.pids {
+		m.pids[i] = sp.Self()
 	}
-	if err := scope.Join(s.cfg.name, pids...); err != nil {
-		return fmt.Errorf("serving %q: join its process group: %w", s.cfg.name, err)
-	}
-	s.engine.Load().onStop = func() {
-		if err := scope.Leave(s.cfg.name, pids...); err != nil && !errors.Is(err, pg.ErrStopped) && !errors.Is(err, pg.ErrNotJoined) {
-			slog.Warn("serving: leave process group", "serving", s.cfg.name, "error", err)
+	if scope != nil {
+		if err := scope.Join(m.group, m.pids...); err != nil {
+			return fmt.Errorf("serving %q: join its process group: %w", s.cfg.name, err)
 		}
+		m.scope = scope
 	}
+	go m.keep()
+	s.engine.Load().onStop = m.leave
 	return nil
+}
+
+// keep rejoins whenever the scope joined ends, until the serving stops.
+func (m *membership) keep() {
+	for {
+		m.mu.Lock()
+		scope := m.scope
+		m.mu.Unlock()
+		if scope != nil {
+			select {
+			case <-scope.Done():
+			case <-m.done:
+				return
+			}
+		}
+		// No scope: wait for the runtime application's next one.
+		ticker := time.NewTicker(rescanScope)
+		for {
+			next := pg.Lookup(m.nd, pg.DefaultScope)
+			if next != nil && next != scope && next.Join(m.group, m.pids...) == nil {
+				m.mu.Lock()
+				m.scope = next
+				m.mu.Unlock()
+				break
+			}
+			select {
+			case <-ticker.C:
+			case <-m.done:
+				ticker.Stop()
+				return
+			}
+		}
+		ticker.Stop()
+	}
+}
+
+// leave leaves the group; it runs once, when the serving starts to stop.
+func (m *membership) leave() {
+	close(m.done)
+	m.mu.Lock()
+	scope := m.scope
+	m.scope = nil
+	m.mu.Unlock()
+	if scope == nil {
+		return
+	}
+	if err := scope.Leave(m.group, m.pids...); err != nil && !errors.Is(err, pg.ErrStopped) && !errors.Is(err, pg.ErrNotJoined) {
+		slog.Warn("serving: leave process group", "serving", m.group, "error", err)
+	}
 }

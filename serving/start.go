@@ -51,14 +51,14 @@ func (c *config) spec() supervisor.Spec {
 				Start: func() gen.ProcessBehavior {
 					ts := actors.NewTaskSupervisor(taskWait)
 					ref.ts.Store(ts)
-					return ts
+					return actors.NewActor(ts)
 				},
 				Shutdown: taskShutdown,
 				Options:  gen.ProcessOptions{MailboxSize: mailboxSize},
 			},
 			{
 				Name:     c.name,
-				Start:    func() gen.ProcessBehavior { return &server{cfg: c, tasks: ref} },
+				Start:    func() gen.ProcessBehavior { return actors.NewActor(&server{cfg: c, tasks: ref}) },
 				Shutdown: serveShutdown,
 				Options:  gen.ProcessOptions{MailboxSize: mailboxSize},
 			},
@@ -144,11 +144,21 @@ func lookup(nd node.Node, name string) (*engine, error) {
 	}
 	// Not running: say why as precisely as ergo's registry can.
 	if p := nd.ProcessByName(name); p != nil {
-		if _, ok := p.Behavior().(*server); !ok {
+		if !isServing(p) {
 			return nil, fmt.Errorf("%w: the process named %q on node %s is not a serving", ErrNoProc, name, nd.Name())
 		}
 		return nil, fmt.Errorf("%w: serving %q on node %s is starting or stopping", ErrNoProc, name, nd.Name())
 	}
 	return nil, fmt.Errorf("%w: could not find a serving named %q on node %s; "+
 		"make sure it is started (serving.Start) and the name is right", ErrNoProc, name, nd.Name())
+}
+
+// isServing reports whether p runs a serving actor.
+func isServing(p gen.Process) bool {
+	a, ok := p.Behavior().(*actors.Actor)
+	if !ok {
+		return false
+	}
+	_, ok = a.Behavior().(*server)
+	return ok
 }

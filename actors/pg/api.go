@@ -11,6 +11,8 @@ import (
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
+
+	"github.com/ergonx/ergonx/actors"
 )
 
 // DefaultScope is the registered name of the scope every ergonx node runs,
@@ -22,8 +24,7 @@ const DefaultScope = "Elixir.Nx.Serving.PG"
 // default of 100 drops whatever arrives when full, DOWN messages included:
 // a burst of member deaths, or of a peer's joins and leaves, would leave
 // dead pids in the groups forever. The size has a cost: ergo allocates the
-// mailbox, the exit queue and gen.Server's deferred queue at this
-// capacity, about 9 MB per scope.
+// mailbox and the exit queue at this capacity, several MB per scope.
 const MailboxSize = 65535
 
 // Options configures Start and ChildSpec. The zero value starts
@@ -120,7 +121,7 @@ func Start(nd node.Node, opts Options) (*Scope, error) {
 		return nil, err
 	}
 	srv := &server{nd: nd, name: name, interval: opts.interval()}
-	if _, err := nd.Spawn(name, processOptions(), srv); err != nil {
+	if _, err := nd.Spawn(name, processOptions(), actors.NewActor(srv)); err != nil {
 		return nil, fmt.Errorf("pg: start scope %q on %s: %w", name, nd.Name(), err)
 	}
 	return srv.scope.Load(), nil
@@ -137,7 +138,7 @@ func ChildSpec(nd node.Node, opts Options) (gen.SupervisorChildSpec, error) {
 	}
 	return gen.SupervisorChildSpec{
 		Name:    name,
-		Child:   &server{nd: nd, name: name, interval: opts.interval()},
+		Child:   actors.NewActor(&server{nd: nd, name: name, interval: opts.interval()}),
 		Options: processOptions(),
 	}, nil
 }
@@ -157,7 +158,11 @@ func Lookup(c gen.Core, name string) *Scope {
 	if p == nil {
 		return nil
 	}
-	srv, ok := p.Behavior().(*server)
+	a, ok := p.Behavior().(*actors.Actor)
+	if !ok {
+		return nil
+	}
+	srv, ok := a.Behavior().(*server)
 	if !ok {
 		return nil
 	}

@@ -10,16 +10,17 @@ import (
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
+
+	"github.com/ergonx/ergonx/actors"
 )
 
-// server is the thin gen.Server adapter around state: it decodes what
-// arrives in the mailbox, calls the state, and carries out its sends and
-// monitors. It never makes a synchronous call (Call, Direct) itself, so
-// ergo's deferred queue, which drops messages when full while a callback
-// waits for a reply, never comes into play.
+// server is the thin actor adapter around state: it decodes what arrives
+// in the mailbox, calls the state, and carries out its sends and
+// monitors. It never makes a synchronous call (Call, Direct) itself. It
+// runs on actors.Actor rather than ergo's gen.Server, whose loop any peer
+// can kill by sending an empty tuple: a scope that died that way would
+// take every membership of its node out of the cluster.
 type server struct {
-	gen.Server
-
 	nd       node.Node
 	name     string
 	interval time.Duration // between scans of the connected nodes
@@ -30,15 +31,15 @@ type server struct {
 
 	// Owned by the scope's process (callbacks run one at a time); reset
 	// by each Init.
-	sp    *gen.ServerProcess
+	sp    gen.Process
 	state *state
 	self  *Scope
 	scan  *scanTimer
 }
 
 var (
-	_ gen.ServerBehavior = (*server)(nil)
-	_ outbox             = (*server)(nil)
+	_ actors.Behavior = (*server)(nil)
+	_ outbox          = (*server)(nil)
 )
 
 // Requests from the API. They travel through the scope's mailbox as Go
@@ -70,7 +71,7 @@ type (
 
 // Init sets up one incarnation of the scope: a fresh table and state, the
 // network watch, and discovery of the nodes already connected.
-func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
+func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 	s.sp = sp
 	t := newTable()
 	s.state = newState(sp.Self(), t, s)
@@ -86,7 +87,7 @@ func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
 		name:  s.name,
 		node:  s.nd.Name(),
 		pid:   sp.Self(),
-		proc:  sp.Process,
+		proc:  sp,
 		table: t,
 		done:  make(chan struct{}),
 	}
@@ -94,9 +95,10 @@ func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
 	return nil
 }
 
-// HandleInfo handles API requests, DOWNs, node-up events and the plain
-// messages of the pg protocol (discover, join, leave).
-func (s *server) HandleInfo(_ *gen.ServerProcess, message etf.Term) gen.ServerStatus {
+// HandleMessage handles API requests, DOWNs, node-up events and the
+// messages of the pg protocol (discover, join, leave, and sync, which
+// arrives as a gen_server cast).
+func (s *server) HandleMessage(_ gen.Process, _ etf.Pid, message etf.Term) string {
 	switch m := message.(type) {
 	case joinRequest:
 		s.state.join(m.group, m.pids)
@@ -118,14 +120,28 @@ func (s *server) HandleInfo(_ *gen.ServerProcess, message etf.Term) gen.ServerSt
 	case scanTick:
 		s.state.rescan(s.nd.Nodes())
 	case stopRequest:
-		return gen.ServerStatusStop
+		return "normal"
 	case hook:
 		m()
+	case etf.Tuple:
+		if len(m) == 2 && m[0] == etf.Atom("$gen_cast") {
+			s.handleCast(m[1])
+			return ""
+		}
+		s.handlePlain(message)
 	default:
+		s.handlePlain(message)
+	}
+	return ""
+}
+
+// handlePlain handles discover, join and leave.
+func (s *server) handlePlain(message etf.Term) {
+	{
 		in, err := parseInfo(message)
 		if err != nil {
 			lib.Warning("pg scope %q: %v: %v", s.name, err, message)
-			return gen.ServerStatusOK
+			return
 		}
 		switch in := in.(type) {
 		case discoverIn:
@@ -136,35 +152,26 @@ func (s *server) HandleInfo(_ *gen.ServerProcess, message etf.Term) gen.ServerSt
 			s.state.remoteLeave(in.peer, in.pids, in.groups)
 		}
 	}
-	return gen.ServerStatusOK
 }
 
-// HandleCast handles sync, the only cast of the pg protocol (ergo routes
-// {'$gen_cast', Msg} here).
-func (s *server) HandleCast(_ *gen.ServerProcess, message etf.Term) gen.ServerStatus {
+// handleCast handles sync, the only cast of the pg protocol
+// ({'$gen_cast', Msg}).
+func (s *server) handleCast(message etf.Term) {
 	in, err := parseSync(message)
 	if err != nil && in.groups == nil {
 		lib.Warning("pg scope %q: %v: %v", s.name, err, message)
-		return gen.ServerStatusOK
+		return
 	}
 	if err != nil {
 		lib.Warning("pg scope %q: %v", s.name, err)
 	}
 	s.state.sync(in.peer, in.groups)
-	return gen.ServerStatusOK
-}
-
-// HandleCall refuses calls: the scope has none (Erlang's pg calls are
-// local to its node and Go callers use the Scope methods).
-func (s *server) HandleCall(_ *gen.ServerProcess, _ gen.ServerFrom, message etf.Term) (etf.Term, gen.ServerStatus) {
-	lib.Warning("pg scope %q: unexpected call %v", s.name, message)
-	return etf.Atom("badarg"), gen.ServerStatusOK
 }
 
 // Terminate empties the table and closes every Monitor channel: the
 // membership view dies with its scope, as pg's ETS table does. Peers see
 // this scope's DOWN and drop its members.
-func (s *server) Terminate(_ *gen.ServerProcess, _ string) {
+func (s *server) Terminate(_ gen.Process, _ string) {
 	// No send from this package may reach the process once ergo starts
 	// cleaning it up (see scanTimer); Terminate runs before that.
 	s.scan.stop()
@@ -227,7 +234,9 @@ func (s *server) cast(to etf.Pid, msg etf.Term) {
 	if !s.connected(string(to.Node)) {
 		return
 	}
-	s.deliver(to, msg, s.sp.Cast)
+	s.deliver(to, msg, func(to any, msg etf.Term) error {
+		return s.sp.Send(to, etf.Tuple{etf.Atom("$gen_cast"), msg})
+	})
 }
 
 // sendScope implements outbox.
