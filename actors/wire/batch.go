@@ -2,6 +2,7 @@ package wire
 
 import (
 	"github.com/ergo-services/ergo/etf"
+	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/batch"
 )
@@ -58,8 +59,14 @@ func unpadded(b *batch.Batch) (any, error) {
 		}
 		return left.Materialize()
 	}
-	// Entries of zero rows: the padding rows are all there is.
-	c, err := b.Materialize()
+	// Entries of zero rows: the padding rows are all there is. Split
+	// leaves one of them on the left (materialising them all could take
+	// gigabytes), and no row is kept.
+	left, _, err := b.Split(1)
+	if err != nil {
+		return nil, err
+	}
+	c, err := left.Materialize()
 	if err != nil {
 		return nil, err
 	}
@@ -163,20 +170,28 @@ func checkPadded(entries []any, size, pad int) *Error {
 	if err != nil {
 		return nil // Concatenate accepted it; cannot happen
 	}
-	rows := int64(size) + int64(pad) // at most 2*MaxElements
 	for _, d := range leaves {
-		shape := d.Shape()
-		if len(shape) == 0 {
-			continue
+		if err := checkPaddedLeaf(d, size, pad); err != nil {
+			return err
 		}
-		perRow := int64(1)
-		for _, n := range shape[1:] {
-			perRow *= int64(n) // the tensor passed checkShape: no overflow
-		}
-		if perRow > 0 && rows > MaxElements/perRow {
-			return errorf(ErrTooLarge, "Nx.Batch of %d rows and %d padding rows would materialise tensors of %d×%d elements, limit %d (MaxElements)",
-				size, pad, rows, perRow, int64(MaxElements))
-		}
+	}
+	return nil
+}
+
+// checkPaddedLeaf is checkPadded for one tensor of the batch's rows.
+func checkPaddedLeaf(d *tensor.Dense, size, pad int) *Error {
+	shape := d.Shape()
+	if len(shape) == 0 {
+		return nil
+	}
+	rows := int64(size) + int64(pad) // at most 2*MaxElements
+	perRow := int64(1)
+	for _, n := range shape[1:] {
+		perRow *= int64(n) // the tensor passed checkShape: no overflow
+	}
+	if perRow > 0 && rows > MaxElements/perRow {
+		return errorf(ErrTooLarge, "Nx.Batch of %d rows and %d padding rows would materialise tensors of %d×%d elements, limit %d (MaxElements)",
+			size, pad, rows, perRow, int64(MaxElements))
 	}
 	return nil
 }

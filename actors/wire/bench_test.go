@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/actors/wire"
+	"github.com/ergonx/ergonx/batch"
 )
 
 // BenchmarkEncodeDecode measures one tensor's way between two nodes:
@@ -73,6 +74,78 @@ func benchWire(b *testing.B, o wire.Options, d *tensor.Dense, bytes int64) {
 		}
 		if _, err := o.DecodeTensor(term); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// benchValues are the values of BenchmarkMarshal and BenchmarkUnmarshal:
+// a request or result of one row of 16 floats (a tensor, or the 1-row
+// batch that a distributed batched_run sends), and a 64-row batch's
+// tensor.
+func benchValues(b *testing.B) []struct {
+	name string
+	v    any
+} {
+	row := filled(tensor.Float32, 16)
+	oneRow, err := batch.Stack(row)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return []struct {
+		name string
+		v    any
+	}{
+		{"f32[1,16]", filled(tensor.Float32, 1, 16)},
+		{"batch-1x16", oneRow},
+		{"f32[64,16]", filled(tensor.Float32, 64, 16)},
+	}
+}
+
+// BenchmarkMarshal compares Marshal ("new", direct) with the former
+// implementation ("old": Encode, then ergo's encoder), in the same run:
+//
+//	go test -run '^$' -bench 'Marshal' -benchmem ./actors/wire/
+func BenchmarkMarshal(b *testing.B) {
+	for _, c := range benchValues(b) {
+		for _, impl := range []struct {
+			name    string
+			marshal func(any) ([]byte, error)
+		}{{"old", wire.Options{}.MarshalViaETF}, {"new", wire.Marshal}} {
+			b.Run(c.name+"/"+impl.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := impl.marshal(c.v); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkUnmarshal compares Unmarshal ("new", direct) with the former
+// implementation ("old": ergo's decoder, then Decode), on Marshal's
+// bytes, in the same run. The bytes are not copied per iteration:
+// Unmarshal's tensors use them in place, which both do only read.
+func BenchmarkUnmarshal(b *testing.B) {
+	for _, c := range benchValues(b) {
+		bin, err := wire.Marshal(c.v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, impl := range []struct {
+			name      string
+			unmarshal func([]byte) (any, error)
+		}{{"old", wire.Options{}.UnmarshalViaETF}, {"new", wire.Unmarshal}} {
+			b.Run(c.name+"/"+impl.name, func(b *testing.B) {
+				b.SetBytes(int64(len(bin)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := impl.unmarshal(bin); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

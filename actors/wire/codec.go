@@ -18,8 +18,8 @@ import (
 //
 // An Options value is immutable and safe for concurrent use.
 type Options struct {
-	// Share makes Encode put a tensor's own memory in the term instead of
-	// a copy, for plain row-major tensors (others are copied anyway). The
+	// Share makes Encode (not Marshal) put a tensor's own memory in the
+	// term instead of a copy, for plain row-major tensors (others are copied anyway). The
 	// term then aliases the tensor: do not write to the tensor for as
 	// long as the term may be read. ergo encodes a remote message later,
 	// in a connection goroutine, after Send has returned, and says
@@ -31,7 +31,8 @@ type Options struct {
 
 	// Copy makes Decode copy tensor data out of the term, leaving the
 	// term untouched and reusable. Without it Decode uses the term's
-	// binaries as the tensors' memory (see Decode).
+	// binaries as the tensors' memory (see Decode), and Unmarshal the
+	// bytes it is given (see Options.Unmarshal).
 	Copy bool
 }
 

@@ -1,6 +1,8 @@
 // Package wire encodes the inputs and outputs that cross nodes as Erlang
-// terms (ETF, through ergo's etf package), in Nx's own term shape, so that
-// the same messages serve ergonx↔ergonx and ergonx↔Erlang/Elixir.
+// terms, in Nx's own term shape, so that the same messages serve
+// ergonx↔ergonx and ergonx↔Erlang/Elixir: Encode and Decode build and
+// read ergo's etf terms, Marshal and Unmarshal write and read the
+// external term format (term_to_binary's bytes) directly.
 //
 // # Term shapes
 //
@@ -77,13 +79,38 @@
 //   - It puts every binary of a received message in a new slice: Decode
 //     reuses that memory for tensors instead of copying it again.
 //
+// # Marshal and Unmarshal
+//
+// ergonx nodes exchange inputs and results as binaries: Marshal writes a
+// value's term in the external term format without building the term,
+// and Unmarshal reads the Go value straight from the bytes, without
+// ergo's decoder (whose maps keyed by interfaces and term trees cost
+// several times the decoding itself). They accept, refuse and return
+// what Encode and Decode do, with the same errors; tests hold them to
+// the former implementations, which went through ergo's etf package.
+//
+// Marshal writes what ergo's encoder writes, but for the order of map
+// keys and SMALL_ATOM_UTF8_EXT for true and false. A tensor's keys are in
+// an order that puts its data at a multiple of its element alignment
+// from the start of the binary; Marshal's buffer and the copies that ergo
+// makes of binaries are 8-byte aligned, so Unmarshal uses the data in
+// place. Unmarshal reads every encoding Erlang may use for the same terms
+// (atoms in their four encodings, integers wider than needed, large
+// tuples, keys in any order), and refuses what ergo's decoder would
+// silently have changed: duplicate map keys, tuple map keys (ergo drops
+// the entry), improper lists, negative bignums of 64 bits (ergo wraps
+// them around). It allocates as it reads, so a length that claims more
+// than the bytes hold cannot make it allocate much.
+//
 // # Memory and concurrency
 //
 // Encode and Decode are safe for concurrent use. Encode copies tensor data
 // once (Options.Share avoids it for tensors nobody writes again); a batch
 // costs one copy, its materialisation. Decode copies nothing when the
 // received binaries are aligned for their element type, and consumes the
-// term it is given (Options.Copy leaves the term alone). Every limit
+// term it is given (Options.Copy leaves the term alone); Unmarshal
+// likewise uses the bytes it is given as tensor memory. Marshal copies
+// everything once, into the binary it returns. Every limit
 // (MaxDepth, MaxRank, MaxElements, MaxTensorBytes, MaxAtomBytes,
 // MaxStringBytes) holds in both directions, so everything Encode returns
 // decodes.

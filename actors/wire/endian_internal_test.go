@@ -55,3 +55,35 @@ func TestBigEndianHostsSwapOnTheWayInAndOut(t *testing.T) {
 		}
 	}
 }
+
+// Marshal and Unmarshal swap as Encode and Decode do: the binary holds
+// the same bytes as the term, and the value comes back.
+func TestBigEndianHostsSwapInMarshalAndUnmarshal(t *testing.T) {
+	hostLittleEndian = false
+	t.Cleanup(func() { hostLittleEndian = true })
+
+	for _, d := range []*tensor.Dense{
+		tensor.New(tensor.WithShape(2), tensor.WithBacking([]float32{1, -2})),
+		tensor.New(tensor.WithShape(1), tensor.WithBacking([]complex128{complex(1, 2)})),
+		tensor.New(tensor.WithShape(3), tensor.WithBacking([]int16{1, 2, 3})),
+		tensor.New(tensor.WithShape(2), tensor.WithBacking([]uint8{1, 2})),
+	} {
+		raw := append([]byte(nil), d.Raw...)
+		bin, err := Marshal(d)
+		require.NoError(t, err)
+		ref, err := Options{}.marshalViaETF(d)
+		require.NoError(t, err)
+		term, _, err := etf.Decode(bin[1:], []etf.Atom{}, etf.DecodeOptions{})
+		require.NoError(t, err)
+		want, _, err := etf.Decode(ref[1:], []etf.Atom{}, etf.DecodeOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, want, term, "%v", d.Dtype())
+		assert.Equal(t, raw, d.Raw, "Marshal must not swap the tensor in place")
+
+		for _, o := range []Options{{}, {Copy: true}} {
+			out, err := o.Unmarshal(append([]byte(nil), bin...))
+			require.NoError(t, err)
+			assert.Equal(t, d.Data(), out.(*tensor.Dense).Data())
+		}
+	}
+}

@@ -47,13 +47,16 @@ func nested(depth int, leaf etf.Term) etf.Term {
 	return leaf
 }
 
-func TestDecodeRejectsMalformedTerms(t *testing.T) {
-	cases := []struct {
-		name string
-		term func(t testing.TB) etf.Term
-		want error
-		msg  string // in the error message
-	}{
+// malformedTerm is a term that Decode refuses.
+type malformedTerm struct {
+	name string
+	term func(t testing.TB) etf.Term
+	want error
+	msg  string // in the error message
+}
+
+func malformedTerms() []malformedTerm {
+	return []malformedTerm{
 		// The tensor struct.
 		{"unknown struct", func(t testing.TB) etf.Term {
 			m := tensorTerm(t)
@@ -223,7 +226,10 @@ func TestDecodeRejectsMalformedTerms(t *testing.T) {
 			return m
 		}, wire.ErrUnsupportedType, "at .stack[0]:"},
 	}
-	for _, c := range cases {
+}
+
+func TestDecodeRejectsMalformedTerms(t *testing.T) {
+	for _, c := range malformedTerms() {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := wire.Decode(c.term(t))
 			require.Error(t, err)

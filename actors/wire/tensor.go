@@ -300,14 +300,19 @@ func (dec *decoder) decodeTensor(m etf.Map) (*tensor.Dense, error) {
 	if err != nil {
 		return nil, err
 	}
-	es := int(dt.Size())
-	if want := elems * es; len(state) != want {
-		return nil, &Error{Kind: ErrLength, Msg: nxName(dt) + " tensor of shape " + showDims(shape) +
-			": expected " + strconv.Itoa(want) + " bytes (" + strconv.Itoa(elems) + " elements of " +
-			strconv.Itoa(es) + " bytes), got " + strconv.Itoa(len(state))}
+	if want := elems * int(dt.Size()); len(state) != want {
+		return nil, lengthError(dt, shape, elems, len(state))
 	}
 	back := dec.backing(dt, state, elems)
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(back)), nil
+}
+
+// lengthError is the error of a tensor whose data is got bytes long.
+func lengthError(dt tensor.Dtype, shape []int, elems, got int) *Error {
+	es := int(dt.Size())
+	return &Error{Kind: ErrLength, Msg: nxName(dt) + " tensor of shape " + showDims(shape) +
+		": expected " + strconv.Itoa(elems*es) + " bytes (" + strconv.Itoa(elems) + " elements of " +
+		strconv.Itoa(es) + " bytes), got " + strconv.Itoa(got)}
 }
 
 func decodeType(t etf.Term) (tensor.Dtype, *Error) {
