@@ -1,0 +1,36 @@
+package runtime_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/ergonx/ergonx/actors/pg"
+	"github.com/ergonx/ergonx/apps/runtime"
+	"github.com/ergonx/ergonx/internal/testnode"
+	"github.com/ergonx/ergonx/serving"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The runtime application runs the process-group scope and the serving
+// endpoint under their well-known names.
+func TestStartRunsTheScopeAndTheEndpoint(t *testing.T) {
+	nd := testnode.Start(t, testnode.Options{})
+	require.NoError(t, runtime.Start(nd, pg.Options{}))
+	scope := pg.Lookup(nd, "")
+	require.NotNil(t, scope)
+	assert.Equal(t, pg.DefaultScope, scope.Name())
+	assert.NotNil(t, nd.ProcessByName(serving.EndpointName))
+	assert.NotNil(t, nd.ProcessByName(runtime.SupervisorName))
+
+	// Loading it twice is refused.
+	require.Error(t, runtime.Start(nd, pg.Options{}))
+}
+
+func TestStartNodeNeedsACookie(t *testing.T) {
+	_, err := runtime.StartNode("nocookie@localhost", runtime.Options{})
+	require.ErrorContains(t, err, "a cookie is required")
+}
