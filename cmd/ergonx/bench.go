@@ -14,6 +14,9 @@ import (
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 
+	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/actors/pg"
+	"github.com/ergonx/ergonx/apps/runtime"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/loadgen"
 	"github.com/ergonx/ergonx/models/digits"
@@ -52,7 +55,7 @@ func benchCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.target, "target", "inproc", "inproc or http")
+	f.StringVar(&o.target, "target", "inproc", "inproc, cluster (two nodes in this process: callers on one, the serving on the other) or http")
 	f.StringVar(&o.url, "url", "http://127.0.0.1:8080/v1/servings/digits/predict", "predict URL (--target http)")
 	f.StringVar(&o.model, "model", "digits", "digits or double (--target inproc)")
 	f.IntVar(&o.callers, "callers", 256, "concurrent callers (closed loop), or most calls in flight (open loop)")
@@ -80,11 +83,32 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		}
 		defer func() { nd.Stop(); nd.Wait() }()
 		var stop func()
-		call, describe, stop, err = inprocTarget(nd, o)
+		call, describe, stop, err = inprocTarget(nd, nd, o)
 		if err != nil {
 			return err
 		}
 		defer stop()
+	case "cluster":
+		client, server, err := localCluster()
+		if err != nil {
+			return err
+		}
+		defer func() {
+			for _, nd := range []node.Node{client, server} {
+				nd.Stop()
+				nd.Wait()
+			}
+		}()
+		var stop func()
+		call, describe, stop, err = inprocTarget(server, client, o)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if err := waitForMembers(ctx, client, "bench", 10*time.Second); err != nil {
+			return err
+		}
+		describe = "from node " + client.Name() + " to the " + describe + " on node " + server.Name()
 	case "http":
 		var err error
 		if call, err = httpTarget(o); err != nil {
@@ -92,7 +116,7 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		}
 		describe = "POST " + o.url
 	default:
-		return fmt.Errorf("unknown --target %q: use inproc or http", o.target)
+		return fmt.Errorf("unknown --target %q: use inproc, cluster or http", o.target)
 	}
 
 	lo := loadgen.Options{Callers: o.callers, Rate: o.rate, Duration: o.duration, Requests: o.requests, Timeout: o.timeout}
@@ -121,8 +145,9 @@ func printBench(out io.Writer, rep *loadgen.Report) {
 	tw.Flush()
 }
 
-// inprocTarget starts a serving of o.model on nd and returns a call of it.
-func inprocTarget(nd node.Node, o benchOptions) (loadgen.Call, string, func(), error) {
+// inprocTarget starts a serving of o.model on nd and returns a call of it
+// from node from (nd itself, or another node of the cluster).
+func inprocTarget(nd, from node.Node, o benchOptions) (loadgen.Call, string, func(), error) {
 	opts := serving.Options{Name: "bench", BatchSize: o.batchSize, BatchTimeout: o.batchTimeout, Partitions: o.partitions > 1}
 	var inputs []*tensor.Dense
 	switch o.model {
@@ -156,7 +181,7 @@ func inprocTarget(nd node.Node, o benchOptions) (loadgen.Call, string, func(), e
 		if err != nil {
 			return err
 		}
-		_, err = serving.BatchedRun(ctx, nd, "bench", b)
+		_, err = serving.BatchedRun(ctx, from, "bench", b)
 		return err
 	}
 	describe := fmt.Sprintf("in-process serving of %s, batch size %d, timeout %v, %d partition(s)",
@@ -223,4 +248,50 @@ func httpTarget(o benchOptions) (loadgen.Call, error) {
 		}
 		return nil
 	}, nil
+}
+
+// localCluster starts two connected nodes with the runtime application in
+// this process, resolving each other through one static registrar.
+func localCluster() (client, server node.Node, err error) {
+	reg := actors.NewStaticRegistrar()
+	start := func(name string) (node.Node, error) {
+		return runtime.StartNode(name+"@localhost", runtime.Options{Cookie: "ergonx-bench", Node: node.Options{
+			Registrar: reg,
+			Listeners: []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 15000, ListenEnd: 65000}},
+		}})
+	}
+	if server, err = start("bench-server"); err != nil {
+		return nil, nil, err
+	}
+	if client, err = start("bench-client"); err != nil {
+		server.Stop()
+		return nil, nil, err
+	}
+	if err = client.Connect(server.Name()); err != nil {
+		client.Stop()
+		server.Stop()
+		return nil, nil, err
+	}
+	return client, server, nil
+}
+
+// waitForMembers waits until group has a member in nd's process-group
+// scope.
+func waitForMembers(ctx context.Context, nd node.Node, group string, limit time.Duration) error {
+	scope := pg.Lookup(nd, "")
+	if scope == nil {
+		return fmt.Errorf("node %s runs no process-group scope", nd.Name())
+	}
+	deadline := time.Now().Add(limit)
+	for scope.Count(group) == 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("serving %q did not appear on node %s within %v", group, nd.Name(), limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond): // polling the group, bounded
+		}
+	}
+	return nil
 }

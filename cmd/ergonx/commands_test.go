@@ -82,3 +82,15 @@ func TestNodeCallsAServingOnAnotherNode(t *testing.T) {
 	assert.Contains(t, out.String(), `called "digits" 200 times from clitestc@localhost`)
 	assert.Contains(t, out.String(), "answered by clitesta@localhost: 200")
 }
+
+// --target cluster calls a serving on another node of this process.
+func TestBenchCluster(t *testing.T) {
+	var out bytes.Buffer
+	err := runBench(context.Background(), &out, benchOptions{
+		target: "cluster", model: "double", callers: 8, requests: 300,
+		batchSize: 4, batchTimeout: time.Millisecond, partitions: 1,
+	})
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "from node bench-client@localhost")
+	assert.Regexp(t, `(?m)^\s+300\s+0\s+0\s+\d+`, out.String())
+}

@@ -210,8 +210,13 @@ func printDemo(out io.Writer, o demoOptions, batched, unbatched *servedRun) {
 		correct, answered, 100*float64(correct)/float64(max(answered, 1)), o.requests/len(batched.correct))
 }
 
-// ms formats a latency in milliseconds.
-func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+// ms formats a latency: milliseconds, or microseconds below one.
+func ms(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%d µs", d.Microseconds())
+	}
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
 
 // sizeHistogram counts batches by size in power-of-two buckets.
 type sizeHistogram struct {
