@@ -2,6 +2,7 @@ package batch
 
 import (
 	"fmt"
+	"slices"
 	"unsafe"
 
 	"gorgonia.org/tensor"
@@ -79,40 +80,88 @@ func windowBytes(d *tensor.Dense, e *entry, rowBytes int) ([]byte, error) {
 
 // rowMajor returns d itself when its memory holds its elements in
 // row-major order from the start of d.Raw (plain tensors and contiguous row
-// slices of others), else a row-major copy in logical order: transposed,
-// strided, masked or column-major tensors are not laid out as rows.
-// gorgonia's iterator yields any tensor's elements in logical order, so
-// the copy walks it rather than trusting Materialize, which leaves
-// column-major tensors and views of transposed ones as they are.
+// slices of others), else a row-major copy in logical order (see
+// AppendRowMajor).
 func rowMajor(d *tensor.Dense) (*tensor.Dense, error) {
-	o := d.DataOrder()
-	if !d.IsMaterializable() && !d.IsMasked() && o.IsRowMajor() && o.IsContiguous() {
-		return d, nil // a plain tensor: the fast check
-	}
-	if d.IsView() && !d.IsMasked() && rowMajorStrides(d) {
-		return d, nil // a contiguous row slice of another tensor
+	if _, ok := ownRowMajor(d); ok {
+		return d, nil
 	}
 	out := tensor.New(tensor.Of(d.Dtype()), tensor.WithShape(d.Shape()...))
-	if d.Size() == 0 {
-		return out, nil
+	data, err := AppendRowMajor(rawBytes(out)[:0], d)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) != len(rawBytes(out)) {
+		return nil, fmt.Errorf("batch: internal error: laid out %d of %d bytes", len(data), len(rawBytes(out)))
+	}
+	return out, nil
+}
+
+// RowMajorBytes returns d's elements in row-major (logical) order, in the
+// host's byte order: d's own memory when it is laid out that way (plain
+// tensors, contiguous row slices; the caller must not write to it), else
+// a new copy. Masks are ignored.
+func RowMajorBytes(d *tensor.Dense) ([]byte, error) {
+	if raw, ok := ownRowMajor(d); ok {
+		return raw, nil
+	}
+	return AppendRowMajor(nil, d)
+}
+
+// AppendRowMajor appends d's elements in row-major (logical) order, in the
+// host's byte order, to dst. gorgonia's iterator yields any tensor's
+// elements in logical order, so transposed, strided and column-major
+// tensors are walked with it; gorgonia's own Materialize leaves
+// column-major tensors and views of transposed ones as they are. Masks
+// are ignored.
+func AppendRowMajor(dst []byte, d *tensor.Dense) ([]byte, error) {
+	if raw, ok := ownRowMajor(d); ok {
+		return append(dst, raw...), nil
 	}
 	es := int(d.Dtype().Size())
-	dst, raw := rawBytes(out), rawBytes(d)
+	want := d.Size() * es
+	if want == 0 {
+		return dst, nil
+	}
+	at := len(dst)
+	dst = slices.Grow(dst, want)[:at+want]
+	out, raw := dst[at:], rawBytes(d)
 	off := 0
 	it := d.Iterator()
 	for i, err := it.Start(); err == nil; i, err = it.Next() {
-		if off+es > len(dst) || i < 0 || (i+1)*es > len(raw) {
-			return nil, fmt.Errorf("%w: cannot lay out a %v tensor of shape %v as rows: its iterator left its memory",
-				ErrUnsupported, d.Dtype(), d.Shape())
+		if off+es > want || i < 0 || (i+1)*es > len(raw) {
+			return nil, fmt.Errorf("%w: cannot lay out a %v tensor of shape %v (order %v) as rows: its iterator left its memory",
+				ErrUnsupported, d.Dtype(), d.Shape(), d.DataOrder())
 		}
-		copy(dst[off:off+es], raw[i*es:(i+1)*es])
+		copy(out[off:off+es], raw[i*es:(i+1)*es])
 		off += es
 	}
-	if off != len(dst) {
-		return nil, fmt.Errorf("%w: cannot lay out a %v tensor of shape %v as rows: its iterator gave %d of %d elements",
-			ErrUnsupported, d.Dtype(), d.Shape(), off/es, len(dst)/es)
+	if off != want {
+		return nil, fmt.Errorf("%w: cannot lay out a %v tensor of shape %v (order %v) as rows: its iterator gave %d of %d elements",
+			ErrUnsupported, d.Dtype(), d.Shape(), d.DataOrder(), off/es, want/es)
 	}
-	return out, nil
+	return dst, nil
+}
+
+// ownRowMajor returns the part of d's memory that holds its elements when
+// they are laid out in row-major order from the start of d.Raw.
+func ownRowMajor(d *tensor.Dense) ([]byte, bool) {
+	if d.IsMasked() {
+		return nil, false
+	}
+	o := d.DataOrder()
+	plain := !d.IsMaterializable() && o.IsRowMajor() && o.IsContiguous()
+	// A view is usable as is when its strides walk rows: gorgonia reports
+	// a row slice of a lazily transposed tensor as contiguous row-major.
+	if !plain && !(d.IsView() && rowMajorStrides(d)) {
+		return nil, false
+	}
+	want := d.Size() * int(d.Dtype().Size())
+	raw := rawBytes(d)
+	if len(raw) < want {
+		return nil, false
+	}
+	return raw[:want:want], true
 }
 
 // rowMajorStrides reports whether d's strides are those of a row-major

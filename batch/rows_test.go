@@ -121,3 +121,24 @@ func TestSlicerConcurrent(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 }
+
+// RowMajorBytes hands out a plain tensor's own memory and lays any other
+// out in logical order; AppendRowMajor always appends a copy.
+func TestRowMajorBytes(t *testing.T) {
+	m := mat(2, 2, 1, 2, 3, 4)
+	raw, err := RowMajorBytes(m)
+	require.NoError(t, err)
+	assert.Same(t, &m.Raw[0], &raw[0], "a plain tensor's own memory")
+
+	require.NoError(t, m.T())
+	raw, err = RowMajorBytes(m)
+	require.NoError(t, err)
+	got, err := typedBacking(tensor.Int64, raw)
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 3, 2, 4}, got)
+
+	out, err := AppendRowMajor([]byte{9}, mat(1, 2, 5, 6))
+	require.NoError(t, err)
+	assert.Len(t, out, 1+16)
+	assert.Equal(t, byte(9), out[0])
+}

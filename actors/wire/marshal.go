@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
-	"slices"
 	"strconv"
 
 	"github.com/ergo-services/ergo/etf"
@@ -591,26 +590,14 @@ func (e *encoder) appendData(d *tensor.Dense) error {
 		return nil
 	}
 	at := len(e.buf)
-	raw := d.Raw
-	order := d.DataOrder()
-	if !d.IsMaterializable() && order.IsRowMajor() && order.IsContiguous() && len(raw) >= want {
-		e.buf = append(e.buf, raw[:want]...)
-	} else {
-		e.buf = slices.Grow(e.buf, want)[:at+want]
-		out := e.buf[at:]
-		off := 0
-		it := d.Iterator()
-		for i, err := it.Start(); err == nil; i, err = it.Next() {
-			if off >= want || i < 0 || i > (len(raw)-es)/es {
-				return errorf(ErrUnsupportedType, "cannot lay out a %v tensor of shape %v (order %v) as rows: its iterator left its memory", dt, d.Shape(), order)
-			}
-			copy(out[off:off+es], raw[i*es:])
-			off += es
-		}
-		if off != want {
-			return errorf(ErrUnsupportedType, "cannot lay out a %v tensor of shape %v (order %v) as rows: its iterator gave %d of %d elements", dt, d.Shape(), order, off/es, want/es)
-		}
+	buf, err := batch.AppendRowMajor(e.buf, d)
+	if err != nil {
+		return errorf(ErrUnsupportedType, "%v", err)
 	}
+	if len(buf)-at != want {
+		return errorf(ErrUnsupportedType, "a %v tensor of shape %v laid out as %d bytes, want %d", dt, d.Shape(), len(buf)-at, want)
+	}
+	e.buf = buf
 	if !hostLittleEndian {
 		swapBytes(e.buf[at:], componentSize(dt))
 	}

@@ -3,12 +3,13 @@ package wire
 import (
 	"encoding/binary"
 	"math"
-	"slices"
 	"strconv"
 	"unsafe"
 
 	"github.com/ergo-services/ergo/etf"
 	"gorgonia.org/tensor"
+
+	"github.com/ergonx/ergonx/batch"
 )
 
 // hostLittleEndian tells whether gorgonia's memory (Dense.Raw) already
@@ -186,38 +187,24 @@ func tensorBytes(d *tensor.Dense, elems int, share bool) ([]byte, *Error) {
 	if d.IsMasked() {
 		return nil, errorf(ErrUnsupportedType, "masked tensor: Nx tensors have no mask; fill the masked elements first")
 	}
-	raw := d.Raw
-	order := d.DataOrder()
-	if !d.IsMaterializable() && order.IsRowMajor() && order.IsContiguous() && len(raw) >= want {
-		raw = raw[:want:want]
-		if share && hostLittleEndian {
-			return raw, nil
-		}
-		// Clone, not make and copy: append does not zero memory it is
-		// about to overwrite.
-		out := slices.Clone(raw)
-		if !hostLittleEndian {
-			swapBytes(out, componentSize(dt))
-		}
-		return out, nil
+	// With share, d's own memory will do; without, one fresh copy.
+	var raw []byte
+	var err error
+	if share && hostLittleEndian {
+		raw, err = batch.RowMajorBytes(d)
+	} else {
+		raw, err = batch.AppendRowMajor(nil, d)
 	}
-	out := make([]byte, want)
-	off := 0
-	it := d.Iterator()
-	for i, err := it.Start(); err == nil; i, err = it.Next() {
-		if off >= want || i < 0 || i > (len(raw)-es)/es {
-			return nil, errorf(ErrUnsupportedType, "cannot lay out a %v tensor of shape %v (order %v) as rows: its iterator left its memory", dt, d.Shape(), order)
-		}
-		copy(out[off:off+es], raw[i*es:])
-		off += es
+	if err != nil {
+		return nil, errorf(ErrUnsupportedType, "%v", err)
 	}
-	if off != want {
-		return nil, errorf(ErrUnsupportedType, "cannot lay out a %v tensor of shape %v (order %v) as rows: its iterator gave %d of %d elements", dt, d.Shape(), order, off/es, elems)
+	if len(raw) != want {
+		return nil, errorf(ErrUnsupportedType, "a %v tensor of shape %v laid out as %d bytes, want %d", dt, d.Shape(), len(raw), want)
 	}
 	if !hostLittleEndian {
-		swapBytes(out, componentSize(dt))
+		swapBytes(raw, componentSize(dt))
 	}
-	return out, nil
+	return raw, nil
 }
 
 // encodeTensor builds the %Nx.Tensor{} term of d.

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"gorgonia.org/tensor"
+
+	"github.com/ergonx/ergonx/batch"
 )
 
 // Limits on the tensors a body may describe. They bound what a few bytes
@@ -127,25 +129,11 @@ func hostBytes(d *tensor.Dense) ([]byte, *dtypeInfo, error) {
 	if d.IsMasked() {
 		return nil, nil, fmt.Errorf("%w: masked tensors cannot be encoded; fill the masked elements first", ErrDType)
 	}
-	raw := d.Raw
-	order := d.DataOrder()
-	if !d.IsMaterializable() && order.IsRowMajor() && order.IsContiguous() && len(raw) >= want {
-		return raw[:want:want], info, nil
-	}
-	out := make([]byte, want)
-	off := 0
-	it := d.Iterator()
-	for i, err := it.Start(); err == nil; i, err = it.Next() {
-		if off >= want || i < 0 || i > (len(raw)-es)/es {
-			return nil, nil, fmt.Errorf("%w: cannot lay out a %v tensor of shape %v as rows", ErrShape, d.Dtype(), d.Shape())
-		}
-		copy(out[off:off+es], raw[i*es:])
-		off += es
-	}
-	if off != want {
+	raw, err := batch.RowMajorBytes(d)
+	if err != nil || len(raw) != want {
 		return nil, nil, fmt.Errorf("%w: cannot lay out a %v tensor of shape %v as rows", ErrShape, d.Dtype(), d.Shape())
 	}
-	return out, info, nil
+	return raw, info, nil
 }
 
 // swapBytes reverses the byte order of every width-byte number in b.
