@@ -5,13 +5,12 @@ import (
 	"sync/atomic"
 )
 
-// The registry maps (node, serving name) to the engine of a running
-// serving, for callers on the same node. ergo's own registry
-// (node.ProcessByName) knows the same processes, but reading it takes a
-// reader lock shared by every caller of every serving on the node; at a
-// million requests per second on two cores the cache line that lock lives
-// on bounces between cores on every call. The registry is an immutable
-// map behind one atomic pointer: readers never write shared memory.
+// The registries map (node, serving name) to the engine of a running
+// serving, and a node to its serving endpoint, for callers on the same
+// node. ergo's own registry (node.ProcessByName) knows the same processes,
+// but reading it takes a reader lock shared by every caller of every
+// serving on the node; at a million requests per second on two cores the
+// cache line that lock lives on bounces between cores on every call.
 //
 // A serving is registered when its actor has initialised and
 // unregistered as soon as it starts to stop, so that new callers get
@@ -20,89 +19,65 @@ import (
 type registryKey struct{ node, name string }
 
 var (
-	registryMu sync.Mutex // serialises writers
-	registry   atomic.Pointer[map[registryKey]*engine]
+	engines   cowMap[registryKey, *engine]
+	endpoints cowMap[string, *endpoint]
 )
 
-// register makes e the engine of serving name on node.
-func register(node, name string, e *engine) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	next := map[registryKey]*engine{}
-	if old := registry.Load(); old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	next[registryKey{node, name}] = e
-	registry.Store(&next)
-}
-
-// unregister forgets serving name on node if e is its engine.
-func unregister(node, name string, e *engine) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	old := registry.Load()
-	if old == nil || (*old)[registryKey{node, name}] != e {
-		return
-	}
-	next := make(map[registryKey]*engine, len(*old))
-	for k, v := range *old {
-		next[k] = v
-	}
-	delete(next, registryKey{node, name})
-	registry.Store(&next)
-}
+func register(node, name string, e *engine)   { engines.put(registryKey{node, name}, e) }
+func unregister(node, name string, e *engine) { engines.remove(registryKey{node, name}, e) }
 
 // registered returns the engine of serving name on node, or nil.
-func registered(node, name string) *engine {
-	m := registry.Load()
-	if m == nil {
-		return nil
-	}
-	return (*m)[registryKey{node, name}]
+func registered(node, name string) *engine { return engines.get(registryKey{node, name}) }
+
+func registerEndpoint(node string, ep *endpoint)   { endpoints.put(node, ep) }
+func unregisterEndpoint(node string, ep *endpoint) { endpoints.remove(node, ep) }
+
+// endpointOf returns the serving endpoint of node, or nil.
+func endpointOf(node string) *endpoint { return endpoints.get(node) }
+
+// cowMap is an immutable map behind one atomic pointer, replaced on every
+// write: readers never write shared memory. Writes are rare (a serving
+// starting or stopping).
+type cowMap[K comparable, V comparable] struct {
+	mu sync.Mutex // serialises writers
+	m  atomic.Pointer[map[K]V]
 }
 
-// Endpoints, one per node, are registered the same way.
-var (
-	endpointsMu sync.Mutex
-	endpoints   atomic.Pointer[map[string]*endpoint]
-)
+func (c *cowMap[K, V]) get(k K) V {
+	var zero V
+	m := c.m.Load()
+	if m == nil {
+		return zero
+	}
+	return (*m)[k]
+}
 
-func registerEndpoint(node string, ep *endpoint) {
-	endpointsMu.Lock()
-	defer endpointsMu.Unlock()
-	next := map[string]*endpoint{}
-	if old := endpoints.Load(); old != nil {
+func (c *cowMap[K, V]) put(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := c.copyLocked()
+	next[k] = v
+	c.m.Store(&next)
+}
+
+// remove deletes k if its value is v (a newer registration stays).
+func (c *cowMap[K, V]) remove(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.m.Load(); old == nil || (*old)[k] != v {
+		return
+	}
+	next := c.copyLocked()
+	delete(next, k)
+	c.m.Store(&next)
+}
+
+func (c *cowMap[K, V]) copyLocked() map[K]V {
+	next := map[K]V{}
+	if old := c.m.Load(); old != nil {
 		for k, v := range *old {
 			next[k] = v
 		}
 	}
-	next[node] = ep
-	endpoints.Store(&next)
-}
-
-func unregisterEndpoint(node string, ep *endpoint) {
-	endpointsMu.Lock()
-	defer endpointsMu.Unlock()
-	old := endpoints.Load()
-	if old == nil || (*old)[node] != ep {
-		return
-	}
-	next := make(map[string]*endpoint, len(*old))
-	for k, v := range *old {
-		if k != node {
-			next[k] = v
-		}
-	}
-	endpoints.Store(&next)
-}
-
-// endpointOf returns the serving endpoint of node, or nil.
-func endpointOf(node string) *endpoint {
-	m := endpoints.Load()
-	if m == nil {
-		return nil
-	}
-	return (*m)[node]
+	return next
 }
