@@ -285,7 +285,7 @@ func waitForMembers(ctx context.Context, nd node.Node, group string, limit time.
 	deadline := time.Now().Add(limit)
 	for scope.Count(group) == 0 {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("serving %q did not appear on node %s within %v", group, nd.Name(), limit)
+			return fmt.Errorf("no serving %q appeared in the cluster of node %s within %v", group, nd.Name(), limit)
 		}
 		select {
 		case <-ctx.Done():

@@ -76,13 +76,9 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	images := make([]*tensor.Dense, test.Len())
-	for i := range images {
-		row, err := batch.SliceRows(test.X, i, 1)
-		if err != nil {
-			return err
-		}
-		images[i] = row.(*tensor.Dense)
+	images, err := heldOutRows()
+	if err != nil {
+		return err
 	}
 
 	nd, err := startLocalNode("demo")

@@ -177,17 +177,8 @@ func describeMembers(pids []etf.Pid) string {
 
 // callCluster sends held-out images to the serving o.call and reports.
 func callCluster(ctx context.Context, out io.Writer, nd node.Node, o nodeOptions) error {
-	scope := pg.Lookup(nd, "")
-	deadline := time.Now().Add(o.wait)
-	for scope.Count(o.call) == 0 {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no serving %q appeared in the cluster within %v", o.call, o.wait)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond): // polling the group, bounded
-		}
+	if err := waitForMembers(ctx, nd, o.call, o.wait); err != nil {
+		return err
 	}
 	_, test, err := digits.Split(digits.SplitSeed)
 	if err != nil {
