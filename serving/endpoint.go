@@ -61,6 +61,10 @@ type endpoint struct {
 	outboxes  map[outboxKey]*outbox         // destination node and tag → queued items
 	running   map[runKey]context.CancelFunc // remote requests being served here
 	stopped   bool
+	// groups keeps the endpoint in EndpointGroup (nil without a scope).
+	groups *membership
+	// nxArity: which Nx nodes take __distributed_batched_run__/3.
+	nxArity nxArity
 }
 
 // remoteCall is one request this node sent and waits for.
@@ -124,6 +128,14 @@ func (s *endpointServer) Init(sp gen.Process, _ ...etf.Term) error {
 	ep := newEndpoint(sp)
 	s.ep.Store(ep)
 	registerEndpoint(ep.node, ep)
+	// Callers elsewhere learn from this group that this node speaks
+	// ergonx's endpoint protocol (see nxclient.go).
+	m, err := joinGroups(sp, sp, 1, EndpointGroup)
+	if err != nil {
+		unregisterEndpoint(ep.node, ep)
+		return fmt.Errorf("serving endpoint on %s: %w", ep.node, err)
+	}
+	ep.groups = m
 	return nil
 }
 
@@ -158,6 +170,9 @@ func (s *endpointServer) Terminate(_ gen.Process, reason string) {
 // stop ends the endpoint: waiting callers get ErrNodeDown-like errors.
 func (ep *endpoint) stop(reason string) {
 	unregisterEndpoint(ep.node, ep)
+	if ep.groups != nil {
+		ep.groups.leave()
+	}
 	ep.mu.Lock()
 	ep.stopped = true
 	pending := ep.pending

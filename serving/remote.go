@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"math/rand/v2"
 	"errors"
 	"fmt"
 
@@ -22,9 +23,13 @@ const distributedAttempts = 3
 var ErrWire = errors.New("serving: value cannot cross nodes")
 
 // distributedBatchedRun is Nx's distributed batched_run: distributed
-// preprocessing in the caller, then the request runs on a random member of
-// the serving's process group (weighted by how often each joined); if that
-// node has no such serving, another member is tried, 3 attempts in all.
+// preprocessing in the caller, then the request runs on a random member
+// of the serving's process group (weighted by how often each joined); if
+// that node has no such serving, another member is tried, 3 attempts in
+// all. A member on an ergonx node is called through the nodes' endpoints;
+// a member on an Erlang or Elixir node through Nx's own protocol
+// (nxclient.go). When the serving's group is empty, members of Nx v0.5 to
+// v0.9's shared group on Erlang and Elixir nodes are tried.
 func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input any, o callOptions) (any, error) {
 	ep := endpointOf(nd.Name())
 	if ep == nil {
@@ -42,28 +47,23 @@ func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input
 			return nil, fmt.Errorf("serving: distributed preprocessing: %w", err)
 		}
 	}
-	bin, err := wire.Marshal(input)
-	if err != nil {
-		return nil, fmt.Errorf("%w: input for serving %q: %v", ErrWire, name, err)
-	}
+	in := distInput{name: name, value: input}
 	var last error
 	for attempt := 1; attempt <= distributedAttempts; attempt++ {
-		member, ok := scope.RandomMember(name)
+		member, ok := pickMember(scope, name)
 		if !ok {
 			return nil, fmt.Errorf("%w: could not find a serving named %q on any node of the cluster "+
 				"(its process group in scope %q is empty); make sure it is started", ErrNoProc, name, scope.Name())
 		}
-		res, err := ep.call(ctx, string(member.Node), name, bin)
+		var res any
+		var err error
+		if scope.HasMemberOn(EndpointGroup, string(member.Node)) {
+			res, err = in.callErgonx(ctx, ep, string(member.Node))
+		} else {
+			res, err = in.callNx(ctx, ep, member)
+		}
 		if err == nil {
-			rb, ok := res.([]byte)
-			if !ok {
-				return nil, fmt.Errorf("%w: result of serving %q from node %s is %T, not a binary", ErrWire, name, member.Node, res)
-			}
-			out, err := wire.Unmarshal(rb)
-			if err != nil {
-				return nil, fmt.Errorf("%w: result of serving %q from node %s: %v", ErrWire, name, member.Node, err)
-			}
-			return out, nil
+			return res, nil
 		}
 		var down *DownError
 		if errors.As(err, &down) && down.Serving == "" {
@@ -76,6 +76,72 @@ func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input
 	}
 	return nil, fmt.Errorf("%w: serving %q: %d attempts on members of its process group found none running (last: %v)",
 		ErrNoProc, name, distributedAttempts, last)
+}
+
+// pickMember picks a random member of the serving's group; if it has
+// none, a random member of Nx's shared group on a node without an ergonx
+// endpoint (ergonx servings are always in their own group, so shared-group
+// members on ergonx nodes cannot be this serving).
+func pickMember(scope *pg.Scope, name string) (etf.Pid, bool) {
+	if m, ok := scope.RandomMember(name); ok {
+		return m, true
+	}
+	var nx []etf.Pid
+	for _, m := range scope.Members(NxSharedGroup) {
+		if !scope.HasMemberOn(EndpointGroup, string(m.Node)) {
+			nx = append(nx, m)
+		}
+	}
+	if len(nx) == 0 {
+		return etf.Pid{}, false
+	}
+	return nx[rand.IntN(len(nx))], true
+}
+
+// distInput is one distributed request's input, encoded at most once per
+// protocol: ergonx's own form for ergonx nodes, Nx's for Nx nodes.
+type distInput struct {
+	name        string
+	value       any
+	ergonx, nx  []byte
+	ergonxError error
+	nxError     error
+}
+
+func (in *distInput) callErgonx(ctx context.Context, ep *endpoint, node string) (any, error) {
+	if in.ergonx == nil && in.ergonxError == nil {
+		if in.ergonx, in.ergonxError = wire.Marshal(in.value); in.ergonxError != nil {
+			in.ergonxError = fmt.Errorf("%w: input for serving %q: %v", ErrWire, in.name, in.ergonxError)
+		}
+	}
+	if in.ergonxError != nil {
+		return nil, in.ergonxError
+	}
+	res, err := ep.call(ctx, node, in.name, in.ergonx)
+	if err != nil {
+		return nil, err
+	}
+	rb, ok := res.([]byte)
+	if !ok {
+		return nil, fmt.Errorf("%w: result of serving %q from node %s is %T, not a binary", ErrWire, in.name, node, res)
+	}
+	out, err := wire.Unmarshal(rb)
+	if err != nil {
+		return nil, fmt.Errorf("%w: result of serving %q from node %s: %v", ErrWire, in.name, node, err)
+	}
+	return out, nil
+}
+
+func (in *distInput) callNx(ctx context.Context, ep *endpoint, member etf.Pid) (any, error) {
+	if in.nx == nil && in.nxError == nil {
+		if in.nx, in.nxError = nxWireInput(in.value); in.nxError != nil {
+			in.nxError = fmt.Errorf("%w: input for Nx serving %q: %v", ErrWire, in.name, in.nxError)
+		}
+	}
+	if in.nxError != nil {
+		return nil, in.nxError
+	}
+	return ep.nxCall(ctx, member, in.name, in.nx)
 }
 
 // serve runs a request that came from another node on the local serving

@@ -1,19 +1,14 @@
 package serving
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
-	"github.com/ergo-services/ergo/node"
 
 	"github.com/ergonx/ergonx/actors"
-	"github.com/ergonx/ergonx/actors/pg"
 )
 
 // server is the serving actor: the process registered under the
@@ -106,96 +101,24 @@ func (s *server) Terminate(_ gen.Process, _ string) {
 	}
 }
 
-// membership keeps a serving in the process group of its name,
-// partitions × weight times, on its node's scope. If the scope restarts
-// (it starts empty), the serving joins the new one; when the serving
-// starts to stop, it leaves first, so that remote callers stop picking it.
-type membership struct {
-	nd    node.Node
-	group string
-	pids  []etf.Pid
-	done  chan struct{} // closed when the serving starts to stop
-
-	mu    sync.Mutex
-	scope *pg.Scope // guarded by mu: the scope joined, nil while none
-}
-
-// rescanScope is how often a serving looks for its node's scope while
-// there is none (the runtime application is restarting it).
-const rescanScope = 100 * time.Millisecond
-
-// joinGroup starts the serving's membership when its node runs the
-// runtime application (a scope or a serving endpoint); without it the
-// serving is local only.
+// joinGroup puts the serving in the process group of its name (Nx v0.10
+// and later) and in NxSharedGroup (Nx v0.5 to v0.9), partitions × weight
+// times each, when its node runs the runtime application; without it the
+// serving is local only. It leaves them when it starts to stop.
 func (s *server) joinGroup(sp gen.Process, partitions int) error {
 	if s.cfg.node == nil {
 		return nil
 	}
-	scope := pg.Lookup(s.cfg.node, pg.DefaultScope)
-	if scope == nil && endpointOf(sp.NodeName()) == nil {
-		return nil // no runtime application: a local serving only
+	groups := []string{s.cfg.name}
+	if s.cfg.name != NxSharedGroup {
+		groups = append(groups, NxSharedGroup)
 	}
-	m := &membership{nd: s.cfg.node, group: s.cfg.name, done: make(chan struct{})}
-	m.pids = make([]etf.Pid, max(1, partitions*s.cfg.weight))
-	for i := range m.pids {
-		m.pids[i] = sp.Self()
+	m, err := joinGroups(s.cfg.node, sp, partitions*s.cfg.weight, groups...)
+	if err != nil {
+		return fmt.Errorf("serving %q: %w", s.cfg.name, err)
 	}
-	if scope != nil {
-		if err := scope.Join(m.group, m.pids...); err != nil {
-			return fmt.Errorf("serving %q: join its process group: %w", s.cfg.name, err)
-		}
-		m.scope = scope
+	if m != nil {
+		s.engine.Load().onStop = m.leave
 	}
-	go m.keep()
-	s.engine.Load().onStop = m.leave
 	return nil
-}
-
-// keep rejoins whenever the scope joined ends, until the serving stops.
-func (m *membership) keep() {
-	for {
-		m.mu.Lock()
-		scope := m.scope
-		m.mu.Unlock()
-		if scope != nil {
-			select {
-			case <-scope.Done():
-			case <-m.done:
-				return
-			}
-		}
-		// No scope: wait for the runtime application's next one.
-		ticker := time.NewTicker(rescanScope)
-		for {
-			next := pg.Lookup(m.nd, pg.DefaultScope)
-			if next != nil && next != scope && next.Join(m.group, m.pids...) == nil {
-				m.mu.Lock()
-				m.scope = next
-				m.mu.Unlock()
-				break
-			}
-			select {
-			case <-ticker.C:
-			case <-m.done:
-				ticker.Stop()
-				return
-			}
-		}
-		ticker.Stop()
-	}
-}
-
-// leave leaves the group; it runs once, when the serving starts to stop.
-func (m *membership) leave() {
-	close(m.done)
-	m.mu.Lock()
-	scope := m.scope
-	m.scope = nil
-	m.mu.Unlock()
-	if scope == nil {
-		return
-	}
-	if err := scope.Leave(m.group, m.pids...); err != nil && !errors.Is(err, pg.ErrStopped) && !errors.Is(err, pg.ErrNotJoined) {
-		slog.Warn("serving: leave process group", "serving", m.group, "error", err)
-	}
 }

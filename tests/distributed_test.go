@@ -196,9 +196,10 @@ func sortedPids(ps []etf.Pid) []etf.Pid {
 	return ps
 }
 
-// Nx item 58: the process group is the serving's name (not one group
-// shared by all servings, as in Nx 0.5): a Monitor on the caller's scope
-// sees the remote serving join exactly that group.
+// Nx item 58: the process group is the serving's name (Nx v0.10 and
+// later), and, so that callers of Nx v0.5 to v0.9 find it too, the group
+// Nx.Serving those versions share: a Monitor on the caller's scope sees
+// the remote serving join both, partitions × weight times each.
 func TestProcessGroupIsTheServingName(t *testing.T) {
 	nodes := cluster(t, 2)
 	caller, remote := nodes[0], nodes[1]
@@ -206,18 +207,21 @@ func TestProcessGroupIsTheServingName(t *testing.T) {
 	scope := pg.Lookup(caller, "")
 	members, events, cancel := scope.Monitor(name)
 	defer cancel()
-	_, shared, cancelShared := scope.Monitor("Elixir.Nx.Serving")
+	sharedBefore, shared, cancelShared := scope.Monitor(serving.NxSharedGroup)
 	defer cancelShared()
 	require.Empty(t, members)
+	require.Empty(t, sharedBefore)
 
 	newDoubler(remote).start(t, remote, serving.Options{Name: name, Partitions: false, DistributionWeight: 2})
-	ev := within(t, waitLimit, events, "the serving's join")
-	assert.Equal(t, pg.Joined, ev.Kind)
-	assert.Equal(t, name, ev.Group)
-	require.Len(t, ev.Pids, 2, "one entry per partition times the weight")
-	assert.Equal(t, etf.Atom(remote.Name()), ev.Pids[0].Node)
-	assert.Equal(t, []string{name}, scope.Groups(), "no other group on the caller's scope")
-	assert.Empty(t, shared, "nothing joins Nx 0.5's shared group")
+	for _, ch := range []<-chan pg.Event{events, shared} {
+		ev := within(t, waitLimit, ch, "the serving's join")
+		assert.Equal(t, pg.Joined, ev.Kind)
+		require.Len(t, ev.Pids, 2, "one entry per partition times the weight")
+		assert.Equal(t, etf.Atom(remote.Name()), ev.Pids[0].Node)
+	}
+	assert.Equal(t, []string{serving.NxSharedGroup, serving.EndpointGroup, name}, scope.Groups(),
+		"the serving's groups and the endpoints'")
+	assert.True(t, scope.HasMemberOn(serving.EndpointGroup, remote.Name()), "the remote node announces its endpoint")
 }
 
 // Nx item 61 (issue #1251): unrelated messages that reach the caller's
@@ -414,10 +418,12 @@ func TestDistributedRetriesOnMembersWithoutTheServing(t *testing.T) {
 	caller, remote := nodes[0], nodes[1]
 	empty := takeNode(t, ergonxNode)
 	stand := &noServing{attempts: map[float32]int{}}
-	_, err := empty.Spawn(serving.EndpointName, gen.ProcessOptions{MailboxSize: 65535}, stand)
+	standIn, err := empty.Spawn(serving.EndpointName, gen.ProcessOptions{MailboxSize: 65535}, stand)
 	require.NoError(t, err)
 	scope, err := pg.Start(empty, pg.Options{DiscoveryInterval: discovery})
 	require.NoError(t, err)
+	// It announces itself as an ergonx endpoint, as real ones do.
+	require.NoError(t, scope.Join(serving.EndpointGroup, standIn.Self()))
 	testnode.Mesh(t, caller, remote, empty)
 
 	name := servingName(t)

@@ -64,6 +64,14 @@ func (p *peer) next(scope bool, what string, match func(etf.Tuple) bool) etf.Tup
 	}
 }
 
+// epPidOf returns the pid of nd's serving endpoint.
+func epPidOf(t testing.TB, nd node.Node) etf.Pid {
+	t.Helper()
+	p := nd.ProcessByName(serving.EndpointName)
+	require.NotNil(t, p, "node %s runs no serving endpoint", nd.Name())
+	return p.Self()
+}
+
 func tagged3(tag string) func(etf.Tuple) bool {
 	return func(m etf.Tuple) bool { return len(m) == 3 && m[0] == etf.Atom(tag) }
 }
@@ -90,17 +98,22 @@ func TestEndpointAndScopeSendOnlyTuples(t *testing.T) {
 	scopePid := disc[1].(etf.Pid)
 	require.NoError(t, p.scope.Send(scopePid, etf.Tuple{etf.Atom("discover"), p.scope.Self()}))
 	sync := p.next(true, "sync", func(m etf.Tuple) bool { return len(m) == 2 && m[0] == etf.Atom("$gen_cast") })
-	assert.Equal(t, etf.Tuple{etf.Atom("sync"), scopePid, etf.List{}}, sync[1], "no groups: an empty list, inside tuples")
+	// The node's only group: its endpoint's.
+	epGroup := etf.Tuple{etf.Atom(serving.EndpointGroup), etf.List{epPidOf(t, nd)}}
+	assert.Equal(t, etf.Tuple{etf.Atom("sync"), scopePid, etf.List{epGroup}}, sync[1], "groups travel in a list inside tuples")
 
 	name := servingName(t)
 	newDoubler(nd).start(t, nd, serving.Options{Name: name, BatchSize: 4})
 	p.next(true, "join", func(m etf.Tuple) bool { return len(m) == 4 && m[0] == etf.Atom("join") })
 
 	// The peer's endpoint joins a group of its own, so that the node
-	// calls it.
+	// calls it, and announces itself as an ergonx endpoint.
 	remoteOnly := name + ".remote"
 	require.NoError(t, p.scope.Send(scopePid, etf.Tuple{etf.Atom("$gen_cast"), etf.Tuple{
-		etf.Atom("sync"), p.scope.Self(), etf.List{etf.Tuple{etf.Atom(remoteOnly), etf.List{p.endpoint.Self()}}},
+		etf.Atom("sync"), p.scope.Self(), etf.List{
+			etf.Tuple{etf.Atom(remoteOnly), etf.List{p.endpoint.Self()}},
+			etf.Tuple{etf.Atom(serving.EndpointGroup), etf.List{p.endpoint.Self()}},
+		},
 	}}))
 	waitMembers(t, remoteOnly, 1, nd)
 

@@ -288,6 +288,13 @@ func (s *Scope) LocalMembers(group string) []etf.Pid { return s.table.localMembe
 // request.
 func (s *Scope) RandomMember(group string) (etf.Pid, bool) { return s.table.random(group) }
 
+// HasMemberOn reports whether group has a member on node (a node name,
+// "name@host"). Like the other reads it sends no message and allocates
+// nothing.
+func (s *Scope) HasMemberOn(group, node string) bool {
+	return s.table.hasMemberOn(group, etf.Atom(node))
+}
+
 // Count returns the number of entries of group (with duplicates).
 func (s *Scope) Count(group string) int { return s.table.count(group) }
 

@@ -70,6 +70,21 @@ func (t *table) random(group string) (etf.Pid, bool) {
 	return r.all[rand.IntN(len(r.all))], true
 }
 
+// hasMemberOn reports whether the group has a member on node. It
+// allocates nothing.
+func (t *table) hasMemberOn(group string, node etf.Atom) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if r, ok := t.rows[group]; ok {
+		for _, p := range r.all {
+			if p.Node == node {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // count returns how many entries the group has (with duplicates).
 func (t *table) count(group string) int {
 	t.mu.RLock()

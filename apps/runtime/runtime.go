@@ -7,12 +7,15 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
 
 	"github.com/ergonx/ergonx/actors"
@@ -78,8 +81,15 @@ func (a *app) Load(...etf.Term) (gen.ApplicationSpec, error) {
 	}, nil
 }
 
-// Start is called once the application's children run.
-func (a *app) Start(gen.Process, ...etf.Term) {}
+// Start is called once the application's children run: it lets Nx
+// callers on Erlang and Elixir nodes spawn requests on this node's
+// servings (see serving.ProvideNxProtocol). A restarted application finds
+// the behaviour registered already.
+func (a *app) Start(gen.Process, ...etf.Term) {
+	if err := serving.ProvideNxProtocol(a.nd); err != nil && !errors.Is(err, lib.ErrTaken) {
+		slog.Error("runtime: Nx callers cannot reach this node's servings", "node", a.nd.Name(), "error", err)
+	}
+}
 
 // Options start a node with StartNode.
 type Options struct {
