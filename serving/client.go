@@ -34,8 +34,9 @@ func Distributed(name string) DistributedTarget { return DistributedTarget{Name:
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	distPre func(any) (any, error)
-	scope   string
+	distPre  func(any) (any, error)
+	scope    string
+	waitRoom bool
 }
 
 func (o callOptions) scopeName() string {
@@ -50,6 +51,15 @@ func (o callOptions) scopeName() string {
 // example to copy device memory to the host. Local calls do not run it.
 func WithDistributedPreprocessing(f func(input any) (any, error)) CallOption {
 	return func(o *callOptions) { o.distPre = f }
+}
+
+// WaitWhenFull makes a call to a serving whose queue is full (see
+// Options.MaxQueue) wait for room, first come first served, until its
+// context ends, instead of failing at once with ErrOverloaded. It applies
+// to servings on the caller's node; a serving on another node answers
+// ErrOverloaded when full.
+func WaitWhenFull() CallOption {
+	return func(o *callOptions) { o.waitRoom = true }
 }
 
 // WithScope looks servings up in the process-group scope named scope
@@ -92,37 +102,38 @@ func BatchedRun[T Target](ctx context.Context, nd node.Node, name T, input any, 
 	}
 	switch t := any(name).(type) {
 	case LocalTarget:
-		return localBatchedRun(ctx, nd, t.Name, input)
+		return localBatchedRun(ctx, nd, t.Name, input, o)
 	case DistributedTarget:
 		return distributedBatchedRun(ctx, nd, t.Name, input, o)
 	}
 	n := reflect.ValueOf(name).String() // string, or a named string type
 	if registered(nd.Name(), n) != nil {
-		return localBatchedRun(ctx, nd, n, input)
+		return localBatchedRun(ctx, nd, n, input, o)
 	}
 	if endpointOf(nd.Name()) != nil {
 		return distributedBatchedRun(ctx, nd, n, input, o)
 	}
-	return localBatchedRun(ctx, nd, n, input) // explains the ErrNoProc
+	return localBatchedRun(ctx, nd, n, input, o) // explains the ErrNoProc
 }
 
-func localBatchedRun(ctx context.Context, nd node.Node, name string, input any) (any, error) {
+func localBatchedRun(ctx context.Context, nd node.Node, name string, input any, o callOptions) (any, error) {
 	e, err := lookup(nd, name)
 	if err != nil {
 		return nil, err
 	}
-	return e.call(ctx, input)
+	return e.call(ctx, input, o.waitRoom)
 }
 
 // call runs input through the serving: client preprocessing, the batch,
-// client postprocessing, all in the caller's goroutine.
-func (e *engine) call(ctx context.Context, input any) (any, error) {
+// client postprocessing, all in the caller's goroutine. With waitRoom a
+// full queue makes it wait for room (see WaitWhenFull).
+func (e *engine) call(ctx context.Context, input any, waitRoom bool) (any, error) {
 	b, info, err := preprocess(e.serving, input)
 	if err != nil {
 		return nil, err
 	}
 	// A caller that cannot give up may run the batch its rows complete.
-	r, err := e.submit(b, ctx.Done() == nil)
+	r, err := e.submit(ctx, b, ctx.Done() == nil, waitRoom)
 	if err != nil {
 		return nil, err
 	}

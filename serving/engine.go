@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ergonx/ergonx/batch"
@@ -35,6 +36,9 @@ type engineConfig struct {
 	partitions      []compiler.Options
 	clock           Clock
 	runner          taskRunner
+	// maxQueue bounds the rows waiting (stacked and queued); 0 or
+	// negative: no bound.
+	maxQueue int
 }
 
 // engine runs one serving: the state machine plus everything it needs
@@ -73,8 +77,17 @@ type engine struct {
 	computing int // tasks whose partition is not free yet
 	nextID    uint64
 	counters  Counters
-	answered  uint64        // requests answered (result or error)
 	idle      chan struct{} // closed when stopped and no task is left
+	// waiters are callers waiting for room in the queue (WaitWhenFull),
+	// oldest first. While any waits, new callers do not overtake them.
+	waiters []*admission
+	// execEWMA is a moving average of batch execution times, for the
+	// back-off an OverloadedError suggests.
+	execEWMA time.Duration
+
+	// answered counts requests answered (result or error); a request
+	// counts itself before it wakes its caller (see request.answered).
+	answered atomic.Uint64
 
 	// onStop, if set before the engine serves, runs once when the engine
 	// starts to stop (the serving leaves its process group).
@@ -120,7 +133,11 @@ func newEngine(cfg engineConfig, state any) *engine {
 // small rows (two goroutine switches per call at batch size 1). Only
 // callers that cannot give up may ask for it (BatchedRun does when
 // ctx.Done() is nil): one that runs the batch cannot return early.
-func (e *engine) submit(b *batch.Batch, inline bool) (*request, error) {
+//
+// When the rows would take the waiting rows past maxQueue, submit returns
+// an *OverloadedError at once, or, with waitRoom, waits until they fit or
+// ctx ends (admission.go).
+func (e *engine) submit(ctx context.Context, b *batch.Batch, inline, waitRoom bool) (*request, error) {
 	if b.Key() != batch.DefaultKey {
 		return nil, fmt.Errorf("%w: batch key %q: this serving has no batch keys; send batches with the default key", ErrBatchKey, b.Key())
 	}
@@ -131,12 +148,27 @@ func (e *engine) submit(b *batch.Batch, inline bool) (*request, error) {
 		r.fail(e.noProc())
 		return nil, e.noProc()
 	}
+	if !e.roomLocked(b.Size(), false) {
+		if !waitRoom {
+			err := e.overloadedLocked(b.Size())
+			e.mu.Unlock()
+			return nil, err
+		}
+		return e.waitForRoom(ctx, r, b)
+	}
+	e.pushLocked(r, b)
+	e.unlockAndStart(inline)
+	return r, nil
+}
+
+// pushLocked admits r: it counts it and stacks its rows. e.mu must be
+// held.
+func (e *engine) pushLocked(r *request, b *batch.Batch) {
 	e.nextID++
 	r.id = e.nextID
 	e.counters.Requests++
+	r.answered = &e.answered
 	e.m.push(r, b)
-	e.unlockAndStart(inline)
-	return r, nil
 }
 
 // noProc is the error of a request the stopping serving will not run.
@@ -165,7 +197,6 @@ func (e *engine) cancel(r *request, err error) {
 		return
 	}
 	e.counters.Cancelled++
-	e.answered++
 	e.m.remove(r)
 	e.unlockAndStart(false)
 }
@@ -176,6 +207,7 @@ func (e *engine) cancel(r *request, err error) {
 // goroutine. e.mu must be held.
 func (e *engine) unlockAndStart(inline bool) {
 	var start []*task
+	e.admitWaitersLocked()
 	for _, a := range e.m.takeActions() {
 		switch a.kind {
 		case actArm:
@@ -309,21 +341,18 @@ func (e *engine) runTask(t *task, exec ExecFunc, stats BatchStats) {
 	}
 	e.unlockAndStart(false)
 
-	var answered uint64
 	if err == nil {
 		start := 0
 		for _, p := range t.parts {
 			n := p.b.Size()
-			if p.req.deliver(piece{out: out, start: start, size: n, offset: p.offset}) {
-				answered++
-			}
+			p.req.deliver(piece{out: out, start: start, size: n, offset: p.offset})
 			start += n
 		}
 	}
 
 	// Only now is the task over: shutdown waits for its replies too.
 	e.mu.Lock()
-	e.answered += answered
+	e.observeExecLocked(stats.Execution)
 	e.counters.Batches++
 	e.counters.Rows += uint64(t.size)
 	if err != nil {
@@ -356,7 +385,6 @@ func (e *engine) checkOutput(value, meta any, size int) (*output, error) {
 func (e *engine) failPartsLocked(parts []part, err error) {
 	for _, p := range parts {
 		if p.req.fail(err) {
-			e.answered++
 			e.m.remove(p.req)
 		}
 	}
@@ -392,10 +420,9 @@ func (e *engine) shutdown() {
 		}
 		reqs := e.m.drain()
 		for _, r := range reqs {
-			if r.fail(e.noProc()) {
-				e.answered++
-			}
+			r.fail(e.noProc())
 		}
+		e.failWaitersLocked(e.noProc())
 		e.checkIdleLocked()
 		e.unlockAndStart(false) // disarms the timer
 	} else {
@@ -432,7 +459,9 @@ func (e *engine) stats() Stats {
 		QueuedBatches:  e.m.queuedBatches(),
 		QueuedRows:     e.m.queuedRows(),
 		BusyPartitions: e.computing,
-		Waiting:        int(e.counters.Requests - e.answered),
+		Waiting:        int(e.counters.Requests - e.answered.Load()),
+		WaitingForRoom: len(e.waiters),
+		MaxQueue:       e.maxQueue,
 		Stopped:        e.stopped,
 		Counters:       e.counters,
 	}

@@ -34,7 +34,7 @@ func testEngine(t testing.TB, s *Serving, batchSize, partitions int, clock Clock
 // submit submits b and fails the test on error.
 func submit(t testing.TB, e *engine, b *batch.Batch) *request {
 	t.Helper()
-	r, err := e.submit(b, false)
+	r, err := e.submit(context.Background(), b, false, false)
 	require.NoError(t, err)
 	return r
 }
@@ -271,7 +271,7 @@ func TestEngineShutdown(t *testing.T) {
 		t.Fatal("shutdown returned while a task was running")
 	default:
 	}
-	_, err = e.submit(rows(t, 9, 1), false)
+	_, err = e.submit(context.Background(), rows(t, 9, 1), false, false)
 	require.ErrorIs(t, err, ErrNoProc)
 
 	x.proceed()
@@ -351,7 +351,7 @@ func TestEngineBatchKeyIsRejected(t *testing.T) {
 	e := testEngine(t, doubling(), 1, 1, newFakeClock())
 	b := rows(t, 1, 1)
 	b.SetKey("double")
-	_, err := e.submit(b, false)
+	_, err := e.submit(context.Background(), b, false, false)
 	require.ErrorIs(t, err, ErrBatchKey)
 }
 

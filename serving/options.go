@@ -17,6 +17,15 @@ const (
 	DefaultShutdown     = 30 * time.Second
 )
 
+// Default bound of a serving's queue (ergonx's; Nx has none): rows for
+// DefaultMaxQueueBatches full batches per partition, and never fewer than
+// MinDefaultMaxQueue rows. With the CPU evaluator's two partitions and a
+// batch size of 64, that is 8,192 rows.
+const (
+	DefaultMaxQueueBatches = 64
+	MinDefaultMaxQueue     = 1024
+)
+
 // Options start a serving process. Name and Serving are required; every
 // other field may be left zero for its default. Fields left zero also
 // take the value the Serving carries in its ProcessOptions; a field set
@@ -55,6 +64,17 @@ type Options struct {
 	// with weight 1. 0 means 1; negative is an error.
 	DistributionWeight int
 
+	// MaxQueue bounds the rows waiting in the serving (stacked for the
+	// next batch or queued for a partition; rows running do not count).
+	// A request that would pass it fails at once with an
+	// *OverloadedError (errors.Is ErrOverloaded) carrying how long to
+	// back off, or waits for room if its caller asked with WaitWhenFull.
+	// A request larger than MaxQueue is admitted when nothing waits.
+	// 0 means DefaultMaxQueueBatches full batches per partition (at least
+	// MinDefaultMaxQueue rows); negative means no bound (Nx's behaviour:
+	// memory and latency then grow without end under overload).
+	MaxQueue int
+
 	// Clock is the serving's time source; nil means the wall clock. Tests
 	// inject clocks whose timers fire on demand.
 	Clock Clock
@@ -86,6 +106,7 @@ type config struct {
 	partitions   bool
 	shutdown     time.Duration
 	weight       int
+	maxQueue     int // 0: the default for the partition count; negative: none
 	clock        Clock
 }
 
@@ -112,6 +133,7 @@ func (o Options) resolve(nd node.Node) (*config, error) {
 		partitions:   o.Partitions || p.Partitions,
 		shutdown:     first(o.Shutdown, p.Shutdown, DefaultShutdown),
 		weight:       first(o.DistributionWeight, p.DistributionWeight, 1),
+		maxQueue:     o.MaxQueue,
 		clock:        o.Clock,
 	}
 	switch {
@@ -137,6 +159,18 @@ func first[T comparable](vs ...T) T {
 		}
 	}
 	return zero
+}
+
+// queueBound is the resolved MaxQueue for a serving with partitions
+// partitions: 0 for no bound.
+func (c *config) queueBound(partitions int) int {
+	switch {
+	case c.maxQueue < 0:
+		return 0
+	case c.maxQueue > 0:
+		return c.maxQueue
+	}
+	return max(MinDefaultMaxQueue, DefaultMaxQueueBatches*c.batchSize*partitions)
 }
 
 // partitionOptions returns one compiler.Options per partition.

@@ -30,6 +30,10 @@ import (
 //     succeeds;
 //   - no batch is larger than the batch size, no row runs twice, a
 //     cancelled request's rows never start after the cancellation;
+//   - with a queue bound, the rows waiting never exceed it (unless one
+//     request larger than the bound was admitted into an empty queue), and
+//     a request is turned away with ErrOverloaded exactly when its rows
+//     would pass the bound while others wait;
 //   - at the end nobody waits and no partition is busy.
 
 // propModule is executeSync with bookkeeping for the property test: each
@@ -84,6 +88,8 @@ type propRun struct {
 	clock    *fakeClock
 	mod      *propModule
 	limit    int
+	maxQueue int     // 0: no bound
+	largest  int     // largest request admitted
 	next     float32 // next row value; each row of the schedule is unique
 	reqs     []*propRequest
 	owner    map[float32]*propRequest
@@ -108,6 +114,7 @@ func TestPropertyEveryRequestGetsExactlyOneAnswer(t *testing.T) {
 			freed: make(chan int, 64),
 		}
 		partitions := rapid.IntRange(1, 3).Draw(rt, "partitions")
+		p.maxQueue = rapid.IntRange(0, 2*p.limit+2).Draw(rt, "maxQueue")
 		parts := make([]compiler.Options, partitions)
 		p.e = newEngine(engineConfig{
 			name: "prop", serving: NewModule(p.mod, nil), batchSize: p.limit,
@@ -115,6 +122,7 @@ func TestPropertyEveryRequestGetsExactlyOneAnswer(t *testing.T) {
 			partitions: parts, clock: p.clock,
 		}, nil)
 		p.e.testHookTaskDone = func(int) { p.freed <- 1 }
+		p.e.maxQueue = p.maxQueue
 
 		steps := rapid.IntRange(1, 30).Draw(rt, "steps")
 		for i := 0; i < steps; i++ {
@@ -194,15 +202,39 @@ func (p *propRun) submit(size int) {
 		p.owner[v] = pr
 	}
 	p.reqs = append(p.reqs, pr)
-	pr.r, pr.rejected = p.e.submit(b, false)
-	if pr.rejected != nil && !(p.stopping && errors.Is(pr.rejected, ErrNoProc)) {
+	before := p.waitingRows()
+	pr.r, pr.rejected = p.e.submit(context.Background(), b, false, false)
+	full := p.maxQueue > 0 && before > 0 && before+size > p.maxQueue
+	switch {
+	case pr.rejected == nil:
+		if full {
+			p.t.Fatalf("%d rows admitted with %d waiting and a bound of %d", size, before, p.maxQueue)
+		}
+		p.largest = max(p.largest, size)
+	case errors.Is(pr.rejected, ErrOverloaded):
+		if !full {
+			p.t.Fatalf("%d rows turned away with %d waiting and a bound of %d: %v", size, before, p.maxQueue, pr.rejected)
+		}
+	case p.stopping && errors.Is(pr.rejected, ErrNoProc):
+	default:
 		p.t.Fatalf("submit of %d rows: %v", size, pr.rejected)
 	}
 	p.settle()
 }
 
+// waitingRows is the rows stacked and queued, checked against the bound.
+func (p *propRun) waitingRows() int {
+	st := p.e.stats()
+	w := st.StackedRows + st.QueuedRows
+	if p.maxQueue > 0 && w > max(p.maxQueue, p.largest) {
+		p.t.Fatalf("%d rows wait with a bound of %d (largest request %d)", w, p.maxQueue, p.largest)
+	}
+	return w
+}
+
 // settle collects the announcements of every batch dispatched so far.
 func (p *propRun) settle() {
+	defer p.waitingRows()
 	for p.seen < p.mod.dispatched.Load() {
 		select {
 		case x := <-p.mod.executions:
@@ -286,7 +318,7 @@ func (p *propRun) finish() {
 func (p *propRun) check() {
 	for i, pr := range p.reqs {
 		if pr.r == nil {
-			continue // rejected at submit while stopping: an answer already
+			continue // turned away at submit (overloaded, or stopping): an answer already
 		}
 		if !isDone(pr.r) {
 			p.t.Fatalf("request %d (%v) was never answered", i, pr.values)

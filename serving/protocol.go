@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
@@ -18,7 +19,9 @@ import (
 //	{ergonx_run,    From, [{Id, ServingName, Input}]}   caller → serving node
 //	{ergonx_cancel, From, [Id]}                          caller → serving node
 //	{ergonx_reply,  From, [{Id, ok, Result} |            serving node → caller
-//	                       {Id, error, Kind, Message}]}
+//	                       {Id, error, Kind, Message} |
+//	                       {Id, error, overloaded, Message,
+//	                        {Waiting, Rows, MaxQueue, RetryAfterNanos}}]}
 //
 // Ids are the caller endpoint's own 64-bit counter; names travel as atoms;
 // inputs and results as binaries holding the wire codec's Nx term shape in
@@ -373,6 +376,8 @@ func errorKind(err error) etf.Atom {
 		return "wire"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
+	case errors.Is(err, ErrOverloaded):
+		return "overloaded"
 	}
 	var ce *CallbackError
 	if errors.As(err, &ce) {
@@ -390,6 +395,7 @@ var kindSentinels = map[etf.Atom]error{
 	"batch_key":        ErrBatchKey,
 	"wire":             ErrWire,
 	"canceled":         context.Canceled,
+	"overloaded":       ErrOverloaded,
 }
 
 // RemoteError is an error that happened on the node that served a
@@ -436,13 +442,34 @@ func parseReply(it etf.Term, node string) (uint64, remoteReply, error) {
 	case atomOK:
 		return id, remoteReply{result: t[2]}, nil
 	case atomError:
-		if len(t) != 4 {
+		kind, _ := t[2].(etf.Atom)
+		switch {
+		case kind == "overloaded" && len(t) == 5:
+			if over, ok := overloadedFromReply(node, t[4]); ok {
+				return id, remoteReply{err: over}, nil
+			}
+		case len(t) != 4:
 			return 0, remoteReply{}, fmt.Errorf("reply: error is a %d-tuple", len(t))
 		}
-		kind, _ := t[2].(etf.Atom)
 		return id, remoteReply{err: remoteErr(node, "", kind, termString(t[3]))}, nil
 	}
 	return 0, remoteReply{}, fmt.Errorf("reply: status is %v", t[1])
+}
+
+// overloadedFromReply rebuilds a remote serving's *OverloadedError.
+func overloadedFromReply(node string, t etf.Term) (*OverloadedError, bool) {
+	f, ok := t.(etf.Tuple)
+	if !ok || len(f) != 4 {
+		return nil, false
+	}
+	var n [4]uint64
+	for i := range n {
+		if n[i], ok = toUint64(f[i]); !ok {
+			return nil, false
+		}
+	}
+	return &OverloadedError{Node: node, Waiting: int(n[0]), Rows: int(n[1]), MaxQueue: int(n[2]),
+		RetryAfter: time.Duration(n[3])}, true
 }
 
 // termString reads a message that arrived as a binary or a charlist.

@@ -2,9 +2,9 @@ package serving
 
 import (
 	"context"
-	"math/rand/v2"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/node"
@@ -152,7 +152,14 @@ func (in *distInput) callNx(ctx context.Context, ep *endpoint, member etf.Pid) (
 // so the input must not share it (client preprocessing may write to it).
 func (ep *endpoint) serve(ctx context.Context, name string, in etf.Term, local bool) etf.Tuple {
 	fail := func(err error) etf.Tuple {
-		return etf.Tuple{atomError, errorKind(err), []byte(err.Error())}
+		reply := etf.Tuple{atomError, errorKind(err), []byte(err.Error())}
+		var over *OverloadedError
+		if errors.As(err, &over) {
+			// The caller's node rebuilds the *OverloadedError, back-off
+			// included (remoteErr).
+			reply = append(reply, etf.Tuple{int64(over.Waiting), int64(over.Rows), int64(over.MaxQueue), int64(over.RetryAfter)})
+		}
+		return reply
 	}
 	e := registered(ep.node, name)
 	if e == nil {
@@ -166,7 +173,7 @@ func (ep *endpoint) serve(ctx context.Context, name string, in etf.Term, local b
 	if err != nil {
 		return fail(fmt.Errorf("%w: input for serving %q: %v", ErrWire, name, err))
 	}
-	res, err := e.call(ctx, input)
+	res, err := e.call(ctx, input, false)
 	if err != nil {
 		return fail(err)
 	}

@@ -3,6 +3,7 @@ package serving
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ergonx/ergonx/batch"
 )
@@ -18,6 +19,12 @@ type request struct {
 	// the request failed or was cancelled. Waiting on a closed channel
 	// lets the caller select on it together with ctx.Done().
 	done chan struct{}
+
+	// answered, when set, counts the request as answered (the engine's
+	// count) before done is closed, so that whoever sees done closed sees
+	// the count too. Set once, under the engine's lock, before any
+	// delivery.
+	answered *atomic.Uint64
 
 	mu        sync.Mutex // guards the fields below
 	finished  bool
@@ -66,8 +73,16 @@ func (r *request) deliver(p piece) bool {
 		return false
 	}
 	r.finished = true
-	close(r.done)
+	r.complete()
 	return true
+}
+
+// complete counts the answer and wakes the caller. r.mu must be held.
+func (r *request) complete() {
+	if r.answered != nil {
+		r.answered.Add(1)
+	}
+	close(r.done)
 }
 
 // fail completes r with err unless it is already complete, and reports
@@ -81,7 +96,7 @@ func (r *request) fail(err error) bool {
 	r.finished = true
 	r.err = err
 	r.pieces = nil
-	close(r.done)
+	r.complete()
 	return true
 }
 

@@ -60,6 +60,7 @@ func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 		partitions:      partitions,
 		clock:           s.cfg.clock,
 		runner:          ts,
+		maxQueue:        s.cfg.queueBound(len(partitions)),
 	}, state)
 	s.engine.Store(e)
 	register(sp.NodeName(), s.cfg.name, e)

@@ -70,6 +70,9 @@ type machine struct {
 	gen uint64
 
 	queue []pending // batches waiting for a partition, oldest first
+	// queued is the rows in queue, kept as it changes: admission reads
+	// it on every request.
+	queued int
 	// free partitions, a stack: the partition freed last runs next, its
 	// caches warm (and the slice never grows past the partition count).
 	free []int
@@ -184,6 +187,7 @@ func (m *machine) execute() {
 func (m *machine) taskOrEnqueue(b pending) {
 	if len(m.free) == 0 {
 		m.queue = append(m.queue, b)
+		m.queued += b.count
 		return
 	}
 	p := m.free[len(m.free)-1]
@@ -213,6 +217,7 @@ func (m *machine) taskDone(p int) {
 		next := m.queue[0]
 		m.queue[0] = pending{}
 		m.queue = m.queue[1:]
+		m.queued -= next.count
 		m.taskOrEnqueue(next)
 	case m.timer == timerDone:
 		// The timer expired while every partition was busy.
@@ -230,7 +235,9 @@ func (m *machine) remove(r *request) int {
 	}
 	q := m.queue[:0]
 	for _, b := range m.queue {
-		removed += b.drop(r)
+		n := b.drop(r)
+		removed += n
+		m.queued -= n
 		if len(b.parts) > 0 {
 			q = append(q, b)
 		}
@@ -280,10 +287,14 @@ func (m *machine) drain() []*request {
 	}
 	add(m.stack)
 	m.queue = nil
+	m.queued = 0
 	m.stack = pending{}
 	m.stopTimer()
 	return reqs
 }
+
+// waitingRows is the rows stacked and queued: what admission bounds.
+func (m *machine) waitingRows() int { return m.stack.count + m.queuedRows() }
 
 // stackedRows, queuedBatches, queuedRows and busy describe the state for
 // Stats.
@@ -291,10 +302,4 @@ func (m *machine) stackedRows() int { return m.stack.count }
 
 func (m *machine) queuedBatches() int { return len(m.queue) }
 
-func (m *machine) queuedRows() int {
-	n := 0
-	for _, b := range m.queue {
-		n += b.count
-	}
-	return n
-}
+func (m *machine) queuedRows() int { return m.queued }

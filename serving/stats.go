@@ -20,6 +20,10 @@ type Stats struct {
 	BusyPartitions int
 	// Waiting is the number of callers waiting for an answer.
 	Waiting int
+	// WaitingForRoom is the number of callers waiting for room in the
+	// queue (WaitWhenFull); MaxQueue is the bound on stacked and queued
+	// rows (0: none).
+	WaitingForRoom, MaxQueue int
 	// Stopped is true once the serving has begun to stop.
 	Stopped bool
 
@@ -36,4 +40,6 @@ type Counters struct {
 	FailedBatches uint64
 	// Cancelled requests whose callers gave up (context ended).
 	Cancelled uint64
+	// Rejected requests that found the queue full (ErrOverloaded).
+	Rejected uint64
 }
