@@ -20,10 +20,11 @@ const (
 // Default bound of a serving's queue (ergonx's; Nx has none): rows for
 // DefaultMaxQueueBatches full batches per partition, and never fewer than
 // MinDefaultMaxQueue rows. With the CPU evaluator's two partitions and a
-// batch size of 64, that is 8,192 rows.
+// batch size of 64, that is 32,768 rows: a burst of thousands of callers
+// is absorbed, an open loop above capacity is not.
 const (
-	DefaultMaxQueueBatches = 64
-	MinDefaultMaxQueue     = 1024
+	DefaultMaxQueueBatches = 256
+	MinDefaultMaxQueue     = 16384
 )
 
 // Options start a serving process. Name and Serving are required; every
