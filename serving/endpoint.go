@@ -2,9 +2,11 @@ package serving
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -45,10 +47,20 @@ type endpoint struct {
 	node string
 	self etf.Pid
 
-	nextID atomic.Uint64 // our own request ids: ergo refs repeat every 262,144
-
-	mu      sync.Mutex // guards the fields below
+	mu sync.Mutex // guards the fields below
+	// ids draws request ids (see newIDLocked): random, so that no peer
+	// can answer for a call it did not get; ergo's refs would repeat every
+	// 262,144 anyway.
+	ids     *rand.ChaCha8
 	pending map[uint64]*remoteCall
+	// outstanding counts the pending calls per node, for load-aware
+	// dispatch (endpoint_dispatch.go).
+	outstanding map[string]int
+	// health watches the nodes calls wait on; probes maps the reference
+	// of each probe in flight to its node (endpoint_liveness.go).
+	health       map[string]*peerHealth
+	probes       map[etf.Ref]string
+	livenessDone chan struct{}
 	// watching holds the reference of our monitor of each peer's
 	// endpoint. Only a DOWN with that reference fails the calls waiting
 	// on the peer: any other DOWN is a stray (Nx #1251).
@@ -71,6 +83,19 @@ type endpoint struct {
 type remoteCall struct {
 	node  string
 	reply chan remoteReply // capacity 1: the endpoint never blocks on a caller
+	// abort, if set, is called when the call fails from the endpoint's
+	// side (its node went down or stopped answering) instead of sending
+	// to reply: Nx-protocol calls wait on their spawn, not on reply.
+	abort func(error)
+}
+
+// fail ends the call with err.
+func (c *remoteCall) fail(err error) {
+	if c.abort != nil {
+		c.abort(err)
+		return
+	}
+	c.reply <- remoteReply{err: err}
 }
 
 // remoteReply is the answer to a remoteCall.
@@ -86,15 +111,22 @@ type runKey struct {
 }
 
 func newEndpoint(proc gen.Process) *endpoint {
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // never fails on Linux (and panics if it cannot)
 	return &endpoint{
-		proc:     proc,
-		node:     proc.NodeName(),
-		self:     proc.Self(),
-		pending:  map[uint64]*remoteCall{},
-		watching: map[string]etf.Ref{},
-		early:    map[etf.Ref]gen.MessageDown{},
-		outboxes: map[outboxKey]*outbox{},
-		running:  map[runKey]context.CancelFunc{},
+		proc:         proc,
+		node:         proc.NodeName(),
+		self:         proc.Self(),
+		ids:          rand.NewChaCha8(seed),
+		pending:      map[uint64]*remoteCall{},
+		outstanding:  map[string]int{},
+		health:       map[string]*peerHealth{},
+		probes:       map[etf.Ref]string{},
+		livenessDone: make(chan struct{}),
+		watching:     map[string]etf.Ref{},
+		early:        map[etf.Ref]gen.MessageDown{},
+		outboxes:     map[outboxKey]*outbox{},
+		running:      map[runKey]context.CancelFunc{},
 	}
 }
 
@@ -136,6 +168,7 @@ func (s *endpointServer) Init(sp gen.Process, _ ...etf.Term) error {
 		return fmt.Errorf("serving endpoint on %s: %w", ep.node, err)
 	}
 	ep.groups = m
+	go ep.livenessLoop(ep.livenessDone)
 	return nil
 }
 
@@ -146,6 +179,9 @@ func (s *endpointServer) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) s
 	ep := s.ep.Load()
 	switch m := msg.(type) {
 	case etf.Tuple:
+		if ref, ok := probeReply(m); ok && ep.probeAnswered(ref) {
+			return ""
+		}
 		if err := ep.handle(m); err != nil {
 			slog.Warn("serving endpoint: dropping a malformed message", "node", ep.node, "error", err)
 		}
@@ -180,12 +216,24 @@ func (ep *endpoint) stop(reason string) {
 	running := ep.running
 	ep.running = map[runKey]context.CancelFunc{}
 	ep.mu.Unlock()
+	ep.outstanding = map[string]int{}
+	ep.health = map[string]*peerHealth{}
+	close(ep.livenessDone)
 	for _, c := range pending {
-		c.reply <- remoteReply{err: fmt.Errorf("%w: the serving endpoint of node %s stopped (%s)", ErrNoEndpoint, ep.node, reason)}
+		c.fail(fmt.Errorf("%w: the serving endpoint of node %s stopped (%s)", ErrNoEndpoint, ep.node, reason))
 	}
 	for _, cancel := range running {
 		cancel()
 	}
+}
+
+// probeReply reads {Ref, Answer}, a gen_server reply.
+func probeReply(m etf.Tuple) (etf.Ref, bool) {
+	if len(m) != 2 {
+		return etf.Ref{}, false
+	}
+	ref, ok := m[0].(etf.Ref)
+	return ref, ok
 }
 
 // ErrNoEndpoint is returned for distributed calls from a node whose serving

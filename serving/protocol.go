@@ -122,16 +122,18 @@ func (ep *endpoint) sendFailed(node string, tag etf.Atom, items etf.List, err er
 	}
 }
 
-// answer completes the pending call id, if it still waits for node ("":
-// whichever node it was sent to). A reply from another node is a stray.
+// answer completes the pending call id, if it still waits for node. A
+// reply from another node than the one the call went to is a stray, and
+// so is one whose id matches no call: ids are random (newIDLocked), so a
+// peer cannot guess another caller's.
 func (ep *endpoint) answer(id uint64, node string, r remoteReply) {
 	ep.mu.Lock()
 	c := ep.pending[id]
-	if c == nil || (node != "" && c.node != node) {
+	if c == nil || c.node != node {
 		ep.mu.Unlock()
 		return
 	}
-	delete(ep.pending, id)
+	ep.removeLocked(id, c)
 	ep.mu.Unlock()
 	c.reply <- r
 }
@@ -141,14 +143,13 @@ func (ep *endpoint) answer(id uint64, node string, r remoteReply) {
 // gives up tells the serving node, which takes its rows out if they have
 // not run.
 func (ep *endpoint) call(ctx context.Context, node, name string, input []byte) (etf.Term, error) {
-	id := ep.nextID.Add(1)
 	c := &remoteCall{node: node, reply: make(chan remoteReply, 1)}
 	ep.mu.Lock()
 	if ep.stopped {
 		ep.mu.Unlock()
 		return nil, fmt.Errorf("%w: node %s", ErrNoEndpoint, ep.node)
 	}
-	ep.pending[id] = c
+	id := ep.addLocked(c)
 	_, watched := ep.watching[node]
 	ep.mu.Unlock()
 	if !watched {
@@ -160,13 +161,47 @@ func (ep *endpoint) call(ctx context.Context, node, name string, input []byte) (
 		return r.result, r.err
 	case <-ctx.Done():
 		ep.mu.Lock()
-		_, waiting := ep.pending[id]
-		delete(ep.pending, id)
+		waiting := ep.pending[id] == c
+		if waiting {
+			ep.removeLocked(id, c)
+		}
 		ep.mu.Unlock()
 		if waiting {
 			ep.outboxFor(node, tagCancel).put(int64(id))
 		}
 		return nil, ctx.Err()
+	}
+}
+
+// addLocked records a pending call under a new id. ep.mu must be held.
+func (ep *endpoint) addLocked(c *remoteCall) uint64 {
+	id := ep.newIDLocked()
+	ep.pending[id] = c
+	ep.outstanding[c.node]++
+	ep.watchHealthLocked(c.node, time.Now())
+	return id
+}
+
+// removeLocked forgets pending call id. ep.mu must be held.
+func (ep *endpoint) removeLocked(id uint64, c *remoteCall) {
+	delete(ep.pending, id)
+	if ep.outstanding[c.node]--; ep.outstanding[c.node] <= 0 {
+		delete(ep.outstanding, c.node)
+		if h := ep.health[c.node]; h != nil && !h.ejected {
+			delete(ep.health, c.node) // nothing waits on it: stop watching
+		}
+	}
+}
+
+// newIDLocked returns a request id no pending call has: 63 random bits
+// (ids travel as non-negative integers), from a generator seeded by the
+// operating system's. ep.mu must be held.
+func (ep *endpoint) newIDLocked() uint64 {
+	for {
+		id := ep.ids.Uint64() >> 1
+		if _, taken := ep.pending[id]; id != 0 && !taken {
+			return id
+		}
 	}
 }
 
@@ -222,17 +257,25 @@ func (ep *endpoint) peerDown(m gen.MessageDown) {
 		return // another DOWN of the same monitor got here first
 	}
 	delete(ep.watching, node)
-	var failed []*remoteCall
-	for id, c := range ep.pending {
-		if c.node == node {
-			failed = append(failed, c)
-			delete(ep.pending, id)
-		}
-	}
+	delete(ep.health, node)
+	failed := ep.takeNodeLocked(node)
 	ep.mu.Unlock()
 	for _, c := range failed {
-		c.reply <- remoteReply{err: err}
+		c.fail(err)
 	}
+}
+
+// takeNodeLocked removes and returns every pending call to node. ep.mu
+// must be held.
+func (ep *endpoint) takeNodeLocked(node string) []*remoteCall {
+	var taken []*remoteCall
+	for id, c := range ep.pending {
+		if c.node == node {
+			taken = append(taken, c)
+			ep.removeLocked(id, c)
+		}
+	}
+	return taken
 }
 
 // keepEarlyLocked keeps a DOWN whose monitor's reference is not recorded
@@ -264,6 +307,9 @@ func (ep *endpoint) handle(m etf.Tuple) error {
 	if !ok {
 		return fmt.Errorf("%s: items are %T, not a list", tag, m[2])
 	}
+	ep.mu.Lock()
+	ep.heardLocked(string(from.Node), time.Now())
+	ep.mu.Unlock()
 	switch tag {
 	case tagRun:
 		for _, it := range items {

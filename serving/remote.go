@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/node"
@@ -49,8 +48,9 @@ func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input
 	}
 	in := distInput{name: name, value: input}
 	var last error
+	var tried []etf.Pid
 	for attempt := 1; attempt <= distributedAttempts; attempt++ {
-		member, ok := pickMember(scope, name)
+		member, ok := ep.pickMember(scope, name, tried)
 		if !ok {
 			return nil, fmt.Errorf("%w: could not find a serving named %q on any node of the cluster "+
 				"(its process group in scope %q is empty); make sure it is started", ErrNoProc, name, scope.Name())
@@ -73,29 +73,10 @@ func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input
 			return nil, err
 		}
 		last = err // that node has no such serving (any more): try another
+		tried = append(tried, member)
 	}
 	return nil, fmt.Errorf("%w: serving %q: %d attempts on members of its process group found none running (last: %v)",
 		ErrNoProc, name, distributedAttempts, last)
-}
-
-// pickMember picks a random member of the serving's group; if it has
-// none, a random member of Nx's shared group on a node without an ergonx
-// endpoint (ergonx servings are always in their own group, so shared-group
-// members on ergonx nodes cannot be this serving).
-func pickMember(scope *pg.Scope, name string) (etf.Pid, bool) {
-	if m, ok := scope.RandomMember(name); ok {
-		return m, true
-	}
-	var nx []etf.Pid
-	for _, m := range scope.Members(NxSharedGroup) {
-		if !scope.HasMemberOn(EndpointGroup, string(m.Node)) {
-			nx = append(nx, m)
-		}
-	}
-	if len(nx) == 0 {
-		return etf.Pid{}, false
-	}
-	return nx[rand.IntN(len(nx))], true
 }
 
 // distInput is one distributed request's input, encoded at most once per

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	ergonode "github.com/ergo-services/ergo/node"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -584,4 +585,52 @@ func TestDistributedSplitRequestKeepsItsRowsInOrder(t *testing.T) {
 		assert.NoError(t, err)
 	}
 	assert.GreaterOrEqual(t, d.batches.Load(), int64(callers*rows/3), "batches of at most 3 rows")
+}
+
+// Load-aware dispatch (issue 11): with one member busy (a call waits on
+// it) and another idle, every new call goes to the idle one — Nx would
+// send each call to either at random, a share of them to wait behind the
+// busy member. Two choices out of two members compare both every time.
+func TestDispatchAvoidsTheBusyMember(t *testing.T) {
+	nodes := cluster(t, 3)
+	caller, busy, idle := nodes[0], nodes[1], nodes[2]
+	name := servingName(t)
+	slow := newDoubler(busy).held(t)
+	slow.start(t, busy, serving.Options{Name: name})
+	newDoubler(idle).start(t, idle, serving.Options{Name: name})
+	waitMembers(t, name, 2, caller)
+
+	ctx := testCtx(t)
+	// Calls until one is stuck on the busy member (a tie sends a call to
+	// either one at random).
+	stuck := make(chan error, 64)
+	for i := 0; len(slow.entered) == 0; i++ {
+		require.Less(t, i, 64, "no call reached the busy member")
+		v := float32(1000 + i)
+		go func() {
+			_, _, err := callTagged(ctx, caller, serving.Distributed(name), v)
+			stuck <- err
+		}()
+		waitFor(t, "the call to finish or stick", func() bool {
+			return len(slow.entered) > 0 || len(stuck) > 0
+		})
+		if len(stuck) > 0 {
+			require.NoError(t, <-stuck)
+		}
+	}
+	for i := range 100 {
+		rows, ranOn, err := callTagged(ctx, caller, serving.Distributed(name), float32(i))
+		require.NoError(t, err)
+		assert.Equal(t, doubled(float32(i)), rows)
+		require.Equal(t, idle.Name(), ranOn, "call %d went to the busy member", i)
+	}
+	assert.Equal(t, uint64(1), mustStats(t, busy, name).Requests, "the busy member got only the call stuck on it")
+	slow.release()
+	require.NoError(t, within(t, waitLimit, stuck, "the stuck call"))
+}
+
+func mustStats(t testing.TB, nd ergonode.Node, name string) serving.Stats {
+	st, err := serving.GetStats(nd, name)
+	require.NoError(t, err)
+	return st
 }

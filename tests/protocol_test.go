@@ -202,3 +202,71 @@ func TestEndpointAndScopeSendOnlyTuples(t *testing.T) {
 		}
 	}
 }
+
+// Hostile peers (issue 11): a reply is taken only from the node the
+// request went to and only for the random id of a pending call. A third
+// node that floods the caller's endpoint with replies for guessable ids
+// (0..4095, as sequential ids were), and that replays the real id it
+// cannot know but the test does, answers nobody; the real peer's answer
+// then completes the call with its rows.
+func TestForgedRepliesAreRejected(t *testing.T) {
+	nd := cluster(t, 1)[0]
+	p := newPeer(t)
+	attacker := newPeer(t)
+	testnode.Mesh(t, nd, p.node, attacker.node)
+	scopePid := p.next(true, "discover", func(m etf.Tuple) bool { return len(m) == 2 && m[0] == etf.Atom("discover") })[1].(etf.Pid)
+	name := servingName(t)
+	require.NoError(t, p.scope.Send(scopePid, etf.Tuple{etf.Atom("$gen_cast"), etf.Tuple{
+		etf.Atom("sync"), p.scope.Self(), etf.List{
+			etf.Tuple{etf.Atom(name), etf.List{p.endpoint.Self()}},
+			etf.Tuple{etf.Atom(serving.EndpointGroup), etf.List{p.endpoint.Self()}},
+		},
+	}}))
+	waitMembers(t, name, 1, nd)
+
+	type result struct {
+		res any
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := serving.BatchedRun(testCtx(t), nd, serving.Distributed(name), floats(1, 2))
+		done <- result{res, err}
+	}()
+	run := p.next(false, "the run request", tagged3("ergonx_run"))
+	epPid := run[1].(etf.Pid)
+	item := run[2].(etf.List)[0].(etf.Tuple)
+	realID := item[0]
+
+	forged, err := wire.Marshal(tensor.New(tensor.WithShape(2), tensor.WithBacking([]float32{666, 666})))
+	require.NoError(t, err)
+	var guesses etf.List
+	for id := range 4096 {
+		guesses = append(guesses, etf.Tuple{int64(id), etf.Atom("ok"), forged})
+	}
+	require.NoError(t, attacker.endpoint.Send(epPid, etf.Tuple{etf.Atom("ergonx_reply"), attacker.endpoint.Self(), guesses}))
+	require.NoError(t, attacker.endpoint.Send(epPid, etf.Tuple{etf.Atom("ergonx_reply"), attacker.endpoint.Self(),
+		etf.List{etf.Tuple{realID, etf.Atom("ok"), forged}}}))
+	// The caller's endpoint handles one peer's messages in order: once it
+	// has answered a run the attacker sent after its forgeries (noproc: no
+	// such serving), it has handled the forgeries too.
+	require.NoError(t, attacker.endpoint.Send(epPid, etf.Tuple{etf.Atom("ergonx_run"), attacker.endpoint.Self(),
+		etf.List{etf.Tuple{int64(1), etf.Atom(name + ".none"), forged}}}))
+	attacker.next(false, "the caller's answer to the marker", tagged3("ergonx_reply"))
+	select {
+	case r := <-done:
+		t.Fatalf("a forged reply completed the call: %v, %v", r.res, r.err)
+	default:
+	}
+
+	answer, err := wire.Marshal(tensor.New(tensor.WithShape(2), tensor.WithBacking([]float32{2, 4})))
+	require.NoError(t, err)
+	require.NoError(t, p.endpoint.Send(epPid, etf.Tuple{etf.Atom("ergonx_reply"), p.endpoint.Self(),
+		etf.List{etf.Tuple{realID, etf.Atom("ok"), answer}}}))
+	r := within(t, waitLimit, done, "the real answer")
+	require.NoError(t, r.err)
+	assert.Equal(t, []float32{2, 4}, r.res.(*tensor.Dense).Data())
+	id, ok := realID.(int64)
+	require.True(t, ok, "ids travel as integers, got %T", realID)
+	assert.Greater(t, id, int64(1<<32), "ids are random 63-bit numbers (a 1 in 2^31 chance of a false failure)")
+}
