@@ -190,7 +190,7 @@ func (s *endpointServer) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) s
 	default:
 		// Unrelated messages never reach a caller (Nx issue #1251): callers
 		// wait on their own channels, keyed by our own request ids.
-		slog.Warn("serving endpoint: unknown message", "node", ep.node, "message", fmt.Sprint(msg))
+		slog.Warn("serving endpoint: unknown message", "node", ep.node, "message", describeTerm(msg, logTermBytes))
 	}
 	return ""
 }

@@ -126,6 +126,10 @@ func nxWireInput(input any) ([]byte, error) {
 	return wire.Marshal(input)
 }
 
+// logTermBytes is the most of a term a log line or an error message
+// shows.
+const logTermBytes = 256
+
 // describeTerm prints t in Erlang's syntax for an error message, at most
 // limit bytes and a few levels deep: a reason from another node may be
 // huge or deeply nested, and must never make a message (or a log line)

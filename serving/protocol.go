@@ -339,7 +339,7 @@ func (ep *endpoint) handle(m etf.Tuple) error {
 			ep.answer(id, string(from.Node), r)
 		}
 	default:
-		return fmt.Errorf("unknown tag %v", m[0])
+		return fmt.Errorf("unknown tag %s", describeTerm(m[0], logTermBytes))
 	}
 	return nil
 }
@@ -499,7 +499,7 @@ func parseReply(it etf.Term, node string) (uint64, remoteReply, error) {
 		}
 		return id, remoteReply{err: remoteErr(node, "", kind, termString(t[3]))}, nil
 	}
-	return 0, remoteReply{}, fmt.Errorf("reply: status is %v", t[1])
+	return 0, remoteReply{}, fmt.Errorf("reply: status is %s", describeTerm(t[1], logTermBytes))
 }
 
 // overloadedFromReply rebuilds a remote serving's *OverloadedError.

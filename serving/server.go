@@ -90,7 +90,7 @@ func (s *server) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) string {
 		}
 		return m.Reason
 	}
-	slog.Warn("serving: unknown message", "serving", s.cfg.name, "message", fmt.Sprint(msg))
+	slog.Warn("serving: unknown message", "serving", s.cfg.name, "message", describeTerm(msg, logTermBytes))
 	return ""
 }
 

@@ -15,10 +15,10 @@ var errStub = errors.New("erldist: stub")
 
 type RawTerm []byte
 
-func TermReason(t etf.Term) (string, error)      { return "", errStub }
-func RawTermReason(b []byte) (string, error)     { return "", errStub }
-func ReasonTerm(reason string) etf.Term          { return etf.Atom(reason) }
-func AwaitSpawnReply(p gen.Process)              {}
+func TermReason(t etf.Term) (string, error)  { return "", errStub }
+func RawTermReason(b []byte) (string, error) { return "", errStub }
+func ReasonTerm(reason string) etf.Term      { return etf.Atom(reason) }
+func AwaitSpawnReply(p gen.Process)          {}
 
 type Spawn struct{}
 
