@@ -190,8 +190,8 @@
 //	ergonx_serving_cancelled_requests_total{serving}  counter   requests whose callers gave up
 //
 // The ergonx_http_* series count this handler's requests; requests for
-// unknown servings count under serving="" (request paths never become
-// labels). The ergonx_batch_* series come from the servings' telemetry
+// unknown servings count under serving="(unknown)" (UnknownServingLabel;
+// request paths never become labels). The ergonx_batch_* series come from the servings' telemetry
 // (serving.AttachTelemetry, ExecuteStop and ExecuteException events,
 // under an id per handler) and count every batch of the listed servings,
 // whoever the callers were; telemetry is process-wide and names servings,

@@ -235,6 +235,9 @@ func checkServing(s Serving) error {
 	if s.Name == "" {
 		return fmt.Errorf("%w: a serving without a name", ErrInvalidOptions)
 	}
+	if s.Name == UnknownServingLabel {
+		return fmt.Errorf("%w: %q is the metrics' label of unknown servings; name the serving otherwise", ErrInvalidOptions, s.Name)
+	}
 	if s.Row == nil {
 		return nil
 	}
