@@ -130,6 +130,7 @@ type route struct {
 	Serving
 	m     *servingMetrics
 	model *oipModel
+	live  *liveServing
 }
 
 // Handler is the HTTP/JSON inference API for the servings of a node (see
@@ -193,7 +194,7 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		h.routes[s.Name] = &route{Serving: s, model: model}
+		h.routes[s.Name] = &route{Serving: s, model: model, live: newLiveServing()}
 		h.names = append(h.names, s.Name)
 	}
 	sort.Strings(h.names)
@@ -213,6 +214,7 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 
 	mux := &recordingMux{ServeMux: http.NewServeMux()}
 	h.registerOIP(mux)
+	h.registerLive(mux)
 	mux.HandleFunc("POST /v1/servings/{name}/predict", h.predict)
 	mux.HandleFunc("GET /v1/servings/{name}", h.getServing)
 	mux.HandleFunc("GET /v1/servings", h.listServings)

@@ -179,6 +179,7 @@ func (m *metrics) onBatch(ev serving.Event) {
 		return
 	}
 	rt.m.batchSize.Observe(float64(b.Size))
+	rt.live.batch(b.Size)
 	if b.Padding > 0 {
 		rt.m.padding.Add(float64(b.Padding))
 	}

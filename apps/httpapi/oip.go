@@ -292,6 +292,9 @@ func (h *Handler) oipInfer(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt.m.done(status, e, time.Since(start))
+	if e == nil {
+		rt.live.observe(time.Since(start)) // the page's percentiles: answers, not errors
+	}
 }
 
 // doInfer runs one inference request; it writes the answer on success

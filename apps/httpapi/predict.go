@@ -54,6 +54,9 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt.m.done(status, e, time.Since(start))
+	if e == nil {
+		rt.live.observe(time.Since(start)) // the page's percentiles: answers, not errors
+	}
 }
 
 // doPredict runs one predict request. It writes the response on success

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 )
@@ -29,4 +30,9 @@ func (m *recordingMux) Handle(pattern string, h http.Handler) {
 // JSON 404 of every other path.
 func (h *Handler) Routes() []string {
 	return slices.Sorted(slices.Values(h.patterns))
+}
+
+// methodNotAllowed is the error of a 405.
+func methodNotAllowed(r *http.Request, allow string) error {
+	return fmt.Errorf("httpapi: %s %s: method not allowed; use %s", r.Method, r.URL.Path, allow)
 }
