@@ -215,6 +215,7 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 	mux := &recordingMux{ServeMux: http.NewServeMux()}
 	h.registerOIP(mux)
 	h.registerLive(mux)
+	h.registerOpenAPI(mux)
 	mux.HandleFunc("POST /v1/servings/{name}/predict", h.predict)
 	mux.HandleFunc("GET /v1/servings/{name}", h.getServing)
 	mux.HandleFunc("GET /v1/servings", h.listServings)
