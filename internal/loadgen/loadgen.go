@@ -104,12 +104,12 @@ func Run(ctx context.Context, o Options, call Call) (*Report, error) {
 	case o.Rate == 0 && o.Requests == 0 && o.Duration == 0:
 		return nil, fmt.Errorf("%w: give Requests or Duration", ErrOptions)
 	}
+	parent := ctx // its end is an interrupt; the Duration's is the run's own end
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
-	parent := ctx
 	r := &run{opts: o, call: call, errorCounts: map[string]int{}}
 	stopProgress := r.progress()
 	begin := time.Now()

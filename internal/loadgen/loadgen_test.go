@@ -54,6 +54,7 @@ func TestDurationStopsTheLoop(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, rep.Requests)
 	assert.GreaterOrEqual(t, rep.Elapsed, 30*time.Millisecond)
+	assert.False(t, rep.Interrupted, "the Duration ends a run; it does not interrupt it")
 }
 
 func TestOpenLoopKeepsItsRate(t *testing.T) {
