@@ -143,7 +143,7 @@ type run struct {
 	errors   atomic.Int64
 	dropped  atomic.Int64
 	firstErr atomic.Pointer[error]
-	mu       sync.Mutex // guards the fields below
+	mu       sync.Mutex    // guards the fields below
 	hists    []*histograms // one per worker; merged at the end
 	// errorCounts counts errors by message (see Report.ErrorCounts).
 	errorCounts map[string]int
