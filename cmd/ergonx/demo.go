@@ -219,7 +219,11 @@ func printDemo(out io.Writer, o demoOptions, runs []*servedRun) {
 			last.label, last.report.Elapsed.Round(time.Millisecond), last.report.Requests, o.requests)
 	}
 	batched := runs[0]
-	fmt.Fprintf(out, "\nbatched: batch size %d, timeout %v; unbatched: batch size 1\n", o.batchSize, o.batchTimeout)
+	fmt.Fprintf(out, "\nbatched: batch size %d, timeout %v", o.batchSize, o.batchTimeout)
+	if len(runs) == 2 {
+		fmt.Fprint(out, "; unbatched: batch size 1")
+	}
+	fmt.Fprintln(out)
 	if len(runs) == 2 && !last.report.Interrupted {
 		fmt.Fprintf(out, "speed-up of batching: %.1f× (req/s batched ÷ unbatched, same run)\n",
 			batched.report.Throughput()/runs[1].report.Throughput())

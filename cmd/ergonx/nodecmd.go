@@ -106,11 +106,7 @@ func runNode(ctx context.Context, out io.Writer, o nodeOptions) error {
 		return err
 	}
 	if o.serve {
-		self := nd.Name()
-		s := digits.Serving(model).DistributedPostprocessing(func(res any) (any, error) {
-			// Tell remote callers which node answered (the demo's report).
-			return batch.Tuple{res, []byte(self)}, nil
-		})
+		s := clusterDigits(nd, digits.Serving(model))
 		stop, err := startServing(nd, serving.Options{Name: "digits", Serving: s,
 			BatchSize: o.batchSize, BatchTimeout: o.batchTimeout})
 		if err != nil {
@@ -124,6 +120,16 @@ func runNode(ctx context.Context, out io.Writer, o nodeOptions) error {
 	}
 	watchGroups(ctx, out, nd, "digits")
 	return nil
+}
+
+// clusterDigits makes s tell remote callers which node answered (node
+// --call reports it): the answer crosses the network as a tuple of the
+// logits and the node's name. Local callers get the logits alone.
+func clusterDigits(nd node.Node, s *serving.Serving) *serving.Serving {
+	self := nd.Name()
+	return s.DistributedPostprocessing(func(res any) (any, error) {
+		return batch.Tuple{res, []byte(self)}, nil
+	})
 }
 
 // watchGroups prints the members of group whenever they change, until ctx

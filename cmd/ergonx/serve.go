@@ -125,9 +125,13 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 	}
 
 	const name = "digits"
+	s := digits.Serving(model, compilerOptions(o.partitions)...)
+	if o.cluster.name != "" {
+		s = clusterDigits(nd, s)
+	}
 	stopServing, err := startServing(nd, serving.Options{
 		Name:         name,
-		Serving:      digits.Serving(model, compilerOptions(o.partitions)...),
+		Serving:      s,
 		BatchSize:    o.batchSize,
 		BatchTimeout: o.batchTimeout,
 		Partitions:   o.partitions > 1,
