@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,23 +73,21 @@ func TestNodeCallsAServingOnAnotherNode(t *testing.T) {
 		peers: []string{fmt.Sprintf("clitestc@localhost=127.0.0.1:%d", pc)}}, serve: true, batchSize: 8, batchTimeout: time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var aOut bytes.Buffer
+	var aOut syncBuffer
 	go func() { done <- runNode(ctx, &aOut, a) }()
 	defer func() { cancel(); <-done }()
+	// Wait for a to serve before c starts: ergo v1.999.224 writes a
+	// global as a node starts, so two nodes must not start at once.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(aOut.String(), `serving "digits"`); {
+		require.True(t, time.Now().Before(deadline), "node a did not start serving: %s", aOut.String())
+		time.Sleep(10 * time.Millisecond) // polling a's output, bounded
+	}
 
 	c := nodeOptions{clusterOptions: clusterOptions{name: "clitestc@localhost", cookie: "c", port: pc,
 		connect: []string{"clitesta@localhost"}, peers: []string{fmt.Sprintf("clitesta@localhost=127.0.0.1:%d", pa)}},
 		call: "digits", callers: 4, requests: 200, wait: 20 * time.Second}
 	var out bytes.Buffer
-	// a may still be starting: connect retries are the caller's job.
-	var err error
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		out.Reset()
-		if err = runNode(context.Background(), &out, c); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // a is starting; polling, bounded
-	}
+	err := runNode(context.Background(), &out, c)
 	require.NoError(t, err, out.String())
 	assert.Contains(t, out.String(), `called "digits" 200 times from clitestc@localhost`)
 	assert.Contains(t, out.String(), "answered by clitesta@localhost: 200")
