@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+echo "== go mod tidy -diff"
+go mod tidy -diff
+
 echo "== go vet"
 go vet ./...
 

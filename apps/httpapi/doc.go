@@ -1,6 +1,8 @@
 // Package httpapi is the HTTP/JSON inference API of an ergonx node: a
 // predict route per serving with JSON and binary tensor bodies, the
-// servings' statistics, Prometheus metrics and a health check.
+// servings' statistics, Prometheus metrics, a health check, the Open
+// Inference Protocol (KServe v2, Triton's HTTP/REST API), a live page and
+// the API's OpenAPI description.
 //
 // Handler is a plain http.Handler for the servings of a node, for any
 // HTTP server (httptest, your own mux). App is the ergo application that
@@ -25,6 +27,18 @@
 //	GET  /v1/servings/{name}           one serving
 //	GET  /metrics                      Prometheus metrics (text format)
 //	GET  /healthz                      200 {"status":"ok"}; 503 {"status":"draining"} once shutting down
+//	GET  /                             the live page (see "Live page")
+//	GET  /v1/live                      the live page's figures, as JSON
+//	GET  /openapi.json                 the OpenAPI 3 description of every route here
+//
+//	GET  /v2                           Open Inference Protocol: server metadata
+//	GET  /v2/health/live               200 {"live":true}
+//	GET  /v2/health/ready              200 {"ready":true}; 503 while a serving does not run or the server drains
+//	GET  /v2/models/{name}             the model's metadata: its input and output tensors (Serving.Model)
+//	GET  /v2/models/{name}/ready       200 {"name":..., "ready":true}; 503 when it does not run
+//	POST /v2/models/{name}/infer       inference, JSON or the binary tensor data extension
+//
+// Handler.Routes lists them; OpenAPI returns the document.
 //
 // A predict request is one batch of rows for the serving: the first axis
 // of every tensor counts rows, and the answer holds the serving's output
@@ -190,14 +204,54 @@
 //	ergonx_serving_cancelled_requests_total{serving}  counter   requests whose callers gave up
 //
 // The ergonx_http_* series count this handler's requests; requests for
-// unknown servings count under serving="" (request paths never become
-// labels). The ergonx_batch_* series come from the servings' telemetry
+// unknown servings count under serving="(unknown)" (UnknownServingLabel;
+// request paths never become labels). The ergonx_batch_* series come from the servings' telemetry
 // (serving.AttachTelemetry, ExecuteStop and ExecuteException events,
 // under an id per handler) and count every batch of the listed servings,
 // whoever the callers were; telemetry is process-wide and names servings,
 // not nodes, so several nodes in one process with servings of the same
 // name share these series. The ergonx_serving_* series are read from
 // serving.GetStats at scrape time, for servings on the handler's node.
+//
+// # Open Inference Protocol
+//
+// The /v2 routes speak the Open Inference Protocol's HTTP/REST API
+// (KServe's "V2 protocol", Triton's HTTP API), so that clients written
+// for it — Triton's tritonclient, perf_analyzer, KServe's clients, any
+// HTTP client — call ergonx servings. A serving is a model of the same
+// name; Serving.Model names its input and output tensors (by default one
+// input "input0" of the serving's Row and one output "output0"). The
+// inputs' first axis counts rows, as in the protocol, and the rows are
+// batched with every other caller's; Model.Unbatched takes each request
+// as one row instead (Triton's max_batch_size 0).
+//
+//	$ curl -s http://127.0.0.1:8080/v2/models/digits/infer -H 'Content-Type: application/json' \
+//	    -d '{"inputs":[{"name":"images","shape":[1,64],"datatype":"FP32","data":[[0,0,0.1875, ...]]}]}'
+//	{"model_name":"digits","outputs":[{"name":"logits","datatype":"FP32","shape":[1,10],"data":[16.258905,...]}]}
+//
+// Datatypes: BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32,
+// INT64, FP32, FP64; FP16, BF16 and BYTES are refused with 400. Data is
+// a flat or nested JSON array in row-major order. With the binary tensor
+// data extension, an input with "parameters": {"binary_data_size": n}
+// sends its n bytes (little-endian, row-major; BOOL one byte 0 or 1)
+// after the JSON object, whose length the Inference-Header-Content-Length
+// header gives; an output asked for with "binary_data": true (or every
+// output, with the request's "binary_data_output": true) comes back the
+// same way, in an application/octet-stream answer. The request's "id" is
+// returned; shared memory and the classification extension are refused.
+// Errors answer the protocol's {"error": "..."} with the status of the
+// table below, and count in the same metrics as predict requests.
+//
+// # Live page
+//
+// GET / is a page that shows, per serving, its throughput (requests,
+// rows and batches per second over the last 5 s, from the serving's own
+// counters: every caller counts, not only HTTP), the p50 and p99 latency
+// of the HTTP requests this handler answered in the last 10 s, the queue
+// depth (rows stacked and queued), busy partitions and a histogram of the
+// batch sizes executed since the handler started. It polls GET /v1/live
+// every second (?interval=MS changes it) and loads nothing from anywhere
+// else: the page is one HTML file embedded in the binary.
 //
 // # Shutdown
 //

@@ -84,6 +84,11 @@ type Serving struct {
 	// "bad_input") rather than by the serving (500). For example
 	// errors.Is(err, digits.ErrShape).
 	IsInputError func(err error) bool
+
+	// Model describes the serving to the Open Inference Protocol routes
+	// (/v2/models/{name}/...): its named input and output tensors. nil
+	// means one input "input0" of Row and one output "output0".
+	Model *Model
 }
 
 // Row describes one row of a request: the request tensor's dtype and its
@@ -123,7 +128,9 @@ func (r *Row) String() string {
 // route is one exposed serving with its metrics.
 type route struct {
 	Serving
-	m *servingMetrics
+	m     *servingMetrics
+	model *oipModel
+	live  *liveServing
 }
 
 // Handler is the HTTP/JSON inference API for the servings of a node (see
@@ -142,6 +149,8 @@ type Handler struct {
 	names  []string          // sorted names of routes
 	mux    *http.ServeMux
 	m      *metrics
+	// patterns are the mux's patterns, in the order registered.
+	patterns []string
 
 	draining atomic.Bool
 
@@ -181,7 +190,11 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 			row.Shape = slices.Clone(s.Row.Shape)
 			s.Row = &row
 		}
-		h.routes[s.Name] = &route{Serving: s}
+		model, err := resolveModel(s)
+		if err != nil {
+			return nil, err
+		}
+		h.routes[s.Name] = &route{Serving: s, model: model, live: newLiveServing()}
 		h.names = append(h.names, s.Name)
 	}
 	sort.Strings(h.names)
@@ -199,7 +212,10 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 		return nil, err
 	}
 
-	mux := http.NewServeMux()
+	mux := &recordingMux{ServeMux: http.NewServeMux()}
+	h.registerOIP(mux)
+	h.registerLive(mux)
+	h.registerOpenAPI(mux)
 	mux.HandleFunc("POST /v1/servings/{name}/predict", h.predict)
 	mux.HandleFunc("GET /v1/servings/{name}", h.getServing)
 	mux.HandleFunc("GET /v1/servings", h.listServings)
@@ -226,7 +242,7 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 		writeError(w, "", &requestError{status: http.StatusNotFound, reason: ReasonNotFound,
 			err: fmt.Errorf("httpapi: no route %s %s; see /v1/servings", r.Method, r.URL.Path)})
 	})
-	h.mux = mux
+	h.mux, h.patterns = mux.ServeMux, mux.patterns
 	return h, nil
 }
 
@@ -234,6 +250,9 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 func checkServing(s Serving) error {
 	if s.Name == "" {
 		return fmt.Errorf("%w: a serving without a name", ErrInvalidOptions)
+	}
+	if s.Name == UnknownServingLabel {
+		return fmt.Errorf("%w: %q is the metrics' label of unknown servings; name the serving otherwise", ErrInvalidOptions, s.Name)
 	}
 	if s.Row == nil {
 		return nil

@@ -60,7 +60,7 @@ func newMetrics(h *Handler) (*metrics, error) {
 		telemetryID: fmt.Sprintf("ergonx/httpapi/%s/%d", h.nd.Name(), telemetryIDs.Add(1)),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ergonx_http_requests_total",
-			Help: "Predict requests answered, by serving and HTTP status code (serving is empty for unknown servings).",
+			Help: "Predict requests answered, by serving and HTTP status code (serving is \"(unknown)\" for servings the handler does not expose).",
 		}, []string{"serving", "code"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ergonx_http_errors_total",
@@ -133,12 +133,19 @@ func (sm *servingMetrics) done(status int, e *requestError, d time.Duration) {
 	sm.latency.Observe(d.Seconds())
 }
 
+// UnknownServingLabel is the serving label of requests for servings the
+// handler does not expose. It is a value of its own, not "": Prometheus
+// reads an empty label as no label at all, which `by (serving)` queries
+// and dashboards show as a serving without a name. NewHandler refuses a
+// serving of this name.
+const UnknownServingLabel = "(unknown)"
+
 // unknown records a request for a serving the handler does not expose,
-// under the empty serving label: request paths never become labels, so
-// that clients cannot grow the number of series.
+// under UnknownServingLabel: request paths never become labels, so that
+// clients cannot grow the number of series.
 func (m *metrics) unknown(e *requestError) {
-	m.requests.WithLabelValues("", strconv.Itoa(e.status)).Inc()
-	m.errors.WithLabelValues("", e.reason).Inc()
+	m.requests.WithLabelValues(UnknownServingLabel, strconv.Itoa(e.status)).Inc()
+	m.errors.WithLabelValues(UnknownServingLabel, e.reason).Inc()
 }
 
 // attach subscribes to the servings' batch telemetry.
@@ -172,6 +179,7 @@ func (m *metrics) onBatch(ev serving.Event) {
 		return
 	}
 	rt.m.batchSize.Observe(float64(b.Size))
+	rt.live.batch(b.Size)
 	if b.Padding > 0 {
 		rt.m.padding.Add(float64(b.Padding))
 	}

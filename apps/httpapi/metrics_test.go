@@ -93,11 +93,11 @@ func TestMetricsAfterRequests(t *testing.T) {
 	assert.Equal(t, 10.0, value(metric(t, fs, "ergonx_http_requests_total", "serving", s, "code", "200")))
 	assert.Equal(t, 2.0, value(metric(t, fs, "ergonx_http_requests_total", "serving", s, "code", "400")))
 	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_http_requests_total", "serving", "down", "code", "503")))
-	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_http_requests_total", "serving", "", "code", "404")))
+	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_http_requests_total", "serving", httpapi.UnknownServingLabel, "code", "404")))
 	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_http_errors_total", "serving", s, "reason", "bad_shape")))
 	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_http_errors_total", "serving", s, "reason", "malformed")))
 	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_http_errors_total", "serving", "down", "reason", "serving_unavailable")))
-	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_http_errors_total", "serving", "", "reason", "unknown_serving")))
+	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_http_errors_total", "serving", httpapi.UnknownServingLabel, "reason", "unknown_serving")))
 
 	lat := metric(t, fs, "ergonx_http_request_duration_seconds", "serving", s).Histogram
 	assert.Equal(t, uint64(12), lat.GetSampleCount())

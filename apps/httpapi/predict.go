@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/elnormous/contenttype"
 	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/batch"
@@ -53,6 +54,9 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt.m.done(status, e, time.Since(start))
+	if e == nil {
+		rt.live.observe(time.Since(start)) // the page's percentiles: answers, not errors
+	}
 }
 
 // doPredict runs one predict request. It writes the response on success
@@ -73,7 +77,7 @@ func (h *Handler) doPredict(w http.ResponseWriter, r *http.Request, rt *route) (
 	if e != nil {
 		return 0, e
 	}
-	out, outType, e := negotiate(r.Header.Get("Accept"), in)
+	out, outType, e := negotiate(r, in)
 	if e != nil {
 		return 0, e
 	}
@@ -161,54 +165,41 @@ func requestFormat(contentType string) (format, *requestError) {
 		err: fmt.Errorf("httpapi: Content-Type %q: send %s or %s%s", contentType, JSONContentType, BinaryContentType, hint)}
 }
 
-// negotiate picks the response format from the Accept header: the
-// acceptable type with the highest q, the first of equals; */* (and no
-// header) means the request's own format. It returns the media type to
-// answer with.
-func negotiate(accept string, in format) (format, string, *requestError) {
-	name := func(f format) string {
-		if f == formatBinary {
-			return BinaryContentType
-		}
-		return JSONContentType
+// negotiate picks the response format from the Accept header, by the
+// rules of RFC 9110: the most specific range that matches a type gives
+// its q, q=0 refuses it, and the highest q wins; between equals, and for
+// */* or no header, the request's own format. It returns the media type
+// to answer with. Parsing and matching are contenttype's, a library
+// that implements those rules (goautoneg's Negotiate does not honour
+// q=0 under a wildcard).
+func negotiate(r *http.Request, in format) (format, string, *requestError) {
+	offers := binaryFirst
+	if in == formatJSON {
+		offers = jsonFirst
 	}
-	if strings.TrimSpace(accept) == "" {
-		return in, name(in), nil
-	}
-	best, bestType, bestQ := in, "", 0.0
-	for part := range strings.SplitSeq(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil {
-			continue
-		}
-		q := 1.0
-		if qs, ok := params["q"]; ok {
-			if q, err = strconv.ParseFloat(qs, 64); err != nil {
-				continue
-			}
-		}
-		var f format
-		var typ string
-		switch mt {
-		case JSONContentType:
-			f, typ = formatJSON, JSONContentType
-		case BinaryContentType, octetStream:
-			f, typ = formatBinary, mt
-		case "*/*", "application/*":
-			f, typ = in, name(in)
-		default:
-			continue
-		}
-		if q > bestQ {
-			best, bestType, bestQ = f, typ, q
-		}
-	}
-	if bestQ <= 0 {
+	mt, _, err := contenttype.GetAcceptableMediaType(r, offers)
+	if err != nil {
 		return 0, "", &requestError{status: http.StatusNotAcceptable, reason: ReasonNotAcceptable,
-			err: fmt.Errorf("httpapi: Accept %q: this route answers %s or %s", accept, JSONContentType, BinaryContentType)}
+			err: fmt.Errorf("httpapi: Accept %q: this route answers %s or %s", r.Header.Get("Accept"), JSONContentType, BinaryContentType)}
 	}
-	return best, bestType, nil
+	switch typ := mt.Type + "/" + mt.Subtype; typ {
+	case JSONContentType:
+		return formatJSON, typ, nil
+	case octetStream:
+		return formatBinary, octetStream, nil
+	default:
+		return formatBinary, BinaryContentType, nil
+	}
 }
+
+// The types the predict route answers with, the request's format first
+// (the choice between equals).
+var (
+	jsonFirst = []contenttype.MediaType{contenttype.NewMediaType(JSONContentType),
+		contenttype.NewMediaType(BinaryContentType), contenttype.NewMediaType(octetStream)}
+	binaryFirst = []contenttype.MediaType{contenttype.NewMediaType(BinaryContentType),
+		contenttype.NewMediaType(octetStream), contenttype.NewMediaType(JSONContentType)}
+)
 
 // readBody reads the whole body, at most Options.MaxBodyBytes.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *requestError) {

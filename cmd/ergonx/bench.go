@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"sort"
 	"text/tabwriter"
 	"time"
 
@@ -16,7 +18,6 @@ import (
 
 	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/actors/pg"
-	"github.com/ergonx/ergonx/apps/runtime"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/loadgen"
 	"github.com/ergonx/ergonx/models/digits"
@@ -49,8 +50,15 @@ func benchCmd() *cobra.Command {
 			"the answers do. --target inproc serves a model in this process (--model digits:\n" +
 			"the demo's classifier, one held-out image per request; --model double: x*2 on\n" +
 			"one 16-float row); --target http posts the digits images to --url, e.g. an\n" +
-			"`ergonx serve`'s http://127.0.0.1:8080/v1/servings/digits/predict.",
+			"`ergonx serve`'s http://127.0.0.1:8080/v1/servings/digits/predict.\n" +
+			"Failed calls are reported apart and never counted in req/s or the latency\n" +
+			"percentiles; any failure makes the exit code 1. Ctrl-C stops the run early\n" +
+			"with a report of the calls made so far (exit code 130).",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f := cmd.Flags(); f.Changed("requests") && !f.Changed("duration") {
+				o.duration = 0 // --requests N alone: N calls, however long they take
+			}
 			return runBench(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
@@ -60,8 +68,8 @@ func benchCmd() *cobra.Command {
 	f.StringVar(&o.model, "model", "digits", "digits or double (--target inproc)")
 	f.IntVar(&o.callers, "callers", 256, "concurrent callers (closed loop), or most calls in flight (open loop)")
 	f.Float64Var(&o.rate, "rate", 0, "calls per second: an open loop (needs --duration)")
-	f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run (0: run --requests calls)")
-	f.IntVar(&o.requests, "requests", 0, "how many calls (with --duration 0)")
+	f.DurationVar(&o.duration, "duration", 10*time.Second, "how long to run (0: until --requests calls are made)")
+	f.IntVar(&o.requests, "requests", 0, "how many calls to make (alone: no time limit; with --duration: whichever ends first)")
 	f.DurationVar(&o.timeout, "timeout", 0, "deadline of each call (0: none)")
 	f.IntVar(&o.batchSize, "batch-size", 64, "batch size (--target inproc)")
 	f.DurationVar(&o.batchTimeout, "batch-timeout", 5*time.Millisecond, "batch timeout (--target inproc)")
@@ -69,15 +77,46 @@ func benchCmd() *cobra.Command {
 	return cmd
 }
 
+// validate checks the flags before anything runs or prints.
+func (o benchOptions) validate() error {
+	var c checks
+	c.add(oneOf("target", o.target, "inproc", "cluster", "http"))
+	if o.target != "http" {
+		c.add(oneOf("model", o.model, "digits", "double"))
+		c.add(atLeast("batch-size", o.batchSize, 1))
+		c.add(positive("batch-timeout", o.batchTimeout))
+		c.add(atLeast("partitions", o.partitions, 1))
+	} else if u, err := url.Parse(o.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.add(usagef("--url %q: want an http:// or https:// URL, such as http://127.0.0.1:8080/v1/servings/digits/predict", o.url))
+	}
+	c.add(atLeast("callers", o.callers, 1))
+	c.add(atLeast("rate", o.rate, 0))
+	c.add(notNegative("duration", o.duration))
+	c.add(atLeast("requests", o.requests, 0))
+	c.add(notNegative("timeout", o.timeout))
+	switch {
+	case o.rate > 0 && o.duration == 0:
+		c.add(usagef("--rate %v needs a --duration: an open loop runs for a time", o.rate))
+	case o.rate > 0 && o.requests > 0:
+		c.add(usagef("--requests %d: an open loop (--rate) runs for --duration; drop --requests", o.requests))
+	case o.duration == 0 && o.requests == 0:
+		c.add(usagef("--duration 0 needs --requests N: how many calls to make"))
+	}
+	return c.first()
+}
+
 func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if err := o.validate(); err != nil {
+		return err
 	}
 	var call loadgen.Call
 	var describe string
 	switch o.target {
 	case "inproc":
-		nd, err := startLocalNode("bench")
+		nd, err := startLocalNode("bench", false)
 		if err != nil {
 			return err
 		}
@@ -130,19 +169,50 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		return err
 	}
 	printBench(out, rep)
-	if rep.Errors > 0 {
+	switch {
+	case rep.Interrupted:
+		return fmt.Errorf("%w after %v: the report above covers the calls made until then", errInterrupted, rep.Elapsed.Round(time.Millisecond))
+	case rep.Errors > 0:
 		return fmt.Errorf("%d of %d calls failed; first: %w", rep.Errors, rep.Requests, rep.FirstError)
 	}
 	return nil
 }
 
+// printBench prints a run's report: the successful calls (req/s and
+// latencies count them alone), then the failed ones apart.
 func printBench(out io.Writer, rep *loadgen.Report) {
 	tw := tabwriter.NewWriter(out, 2, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "requests\terrors\tdropped\treq/s\tp50\tp90\tp99\tp99.9\tmax\t")
-	fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", rep.Requests, rep.Errors, rep.Dropped, rep.Throughput(),
-		ms(rep.Percentile(50)), ms(rep.Percentile(90)), ms(rep.Percentile(99)), ms(rep.Percentile(99.9)),
-		ms(time.Duration(rep.Latency.Max())*time.Microsecond))
+	fmt.Fprintln(tw, "ok\tfailed\tdropped\treq/s\tp50\tp90\tp99\tp99.9\tmax\t")
+	if rep.Succeeded() > 0 {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", rep.Succeeded(), rep.Errors, rep.Dropped, rep.Throughput(),
+			ms(rep.Percentile(50)), ms(rep.Percentile(90)), ms(rep.Percentile(99)), ms(rep.Percentile(99.9)),
+			ms(time.Duration(rep.Latency.Max())*time.Microsecond))
+	} else {
+		fmt.Fprintf(tw, "0\t%d\t%d\t0\t-\t-\t-\t-\t-\t\n", rep.Errors, rep.Dropped)
+	}
 	tw.Flush()
+	fmt.Fprintf(out, "(req/s and latencies count the %d successful calls only, over %v)\n",
+		rep.Succeeded(), rep.Elapsed.Round(time.Millisecond))
+	if rep.Errors == 0 {
+		return
+	}
+	el := rep.ErrorLatency
+	fmt.Fprintf(out, "\nfailed calls: %d of %d (%.1f %%), their latency p50 %s, max %s\n", rep.Errors, rep.Requests,
+		100*float64(rep.Errors)/float64(rep.Requests),
+		ms(time.Duration(el.ValueAtQuantile(50))*time.Microsecond), ms(time.Duration(el.Max())*time.Microsecond))
+	msgs := make([]string, 0, len(rep.ErrorCounts))
+	for m := range rep.ErrorCounts {
+		msgs = append(msgs, m)
+	}
+	sort.Slice(msgs, func(i, j int) bool {
+		if a, b := rep.ErrorCounts[msgs[i]], rep.ErrorCounts[msgs[j]]; a != b {
+			return a > b
+		}
+		return msgs[i] < msgs[j]
+	})
+	for _, m := range msgs {
+		fmt.Fprintf(out, "  %7d × %s\n", rep.ErrorCounts[m], m)
+	}
 }
 
 // inprocTarget starts a serving of o.model on nd and returns a call of it
@@ -172,10 +242,11 @@ func inprocTarget(nd, from node.Node, o benchOptions) (loadgen.Call, string, fun
 	default:
 		return nil, "", nil, fmt.Errorf("unknown --model %q: use digits or double", o.model)
 	}
-	if _, err := serving.Start(nd, opts); err != nil {
+	stopServing, err := startServing(nd, opts)
+	if err != nil {
 		return nil, "", nil, err
 	}
-	stop := func() { _ = serving.Stop(context.Background(), nd, "bench") }
+	stop := func() { _ = stopServing(context.Background()) }
 	call := func(ctx context.Context, i int) error {
 		b, err := batch.Concatenate(inputs[i%len(inputs)])
 		if err != nil {
@@ -255,10 +326,10 @@ func httpTarget(o benchOptions) (loadgen.Call, error) {
 func localCluster() (client, server node.Node, err error) {
 	reg := actors.NewStaticRegistrar()
 	start := func(name string) (node.Node, error) {
-		return runtime.StartNode(name+"@localhost", runtime.Options{Cookie: "ergonx-bench", Node: node.Options{
+		return startClusterNode(name+"@localhost", "ergonx-bench", node.Options{
 			Registrar: reg,
 			Listeners: []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 15000, ListenEnd: 65000}},
-		}})
+		})
 	}
 	if server, err = start("bench-server"); err != nil {
 		return nil, nil, err

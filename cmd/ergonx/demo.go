@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ergo-services/ergo/node"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 
@@ -28,7 +27,9 @@ type demoOptions struct {
 	batchSize    int
 	batchTimeout time.Duration
 	partitions   int
+	progress     string
 	quiet        bool
+	weights      string
 }
 
 func demoCmd() *cobra.Command {
@@ -40,7 +41,9 @@ func demoCmd() *cobra.Command {
 			"batching, fires concurrent load from many callers (each sends one image of the\n" +
 			"held-out set and checks the answer), runs the same load against an unbatched\n" +
 			"serving (batch size 1), and prints throughput, latency, the batch sizes seen,\n" +
-			"the speed-up of batching and the model's accuracy on the held-out images.",
+			"the speed-up of batching and the model's accuracy on the held-out images.\n" +
+			"Ctrl-C stops it early with a report of what ran so far (exit code 130).",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
 		},
@@ -51,16 +54,32 @@ func demoCmd() *cobra.Command {
 	f.IntVar(&o.batchSize, "batch-size", 64, "batch size of the batched serving")
 	f.DurationVar(&o.batchTimeout, "batch-timeout", 5*time.Millisecond, "batch timeout of the batched serving")
 	f.IntVar(&o.partitions, "partitions", 1, "partitions (concurrent batches) of each serving")
-	f.BoolVar(&o.quiet, "quiet", false, "no progress bar")
+	progressFlags(f, &o.progress, &o.quiet)
+	weightsFlag(f, &o.weights)
 	return cmd
+}
+
+// validate checks the flags before anything runs or prints.
+func (o demoOptions) validate() error {
+	var c checks
+	c.add(atLeast("callers", o.callers, 1))
+	c.add(atLeast("requests", o.requests, 1))
+	c.add(atLeast("batch-size", o.batchSize, 1))
+	c.add(positive("batch-timeout", o.batchTimeout))
+	c.add(atLeast("partitions", o.partitions, 1))
+	c.add(checkProgress(o.progress))
+	return c.first()
 }
 
 // servedRun is one measured run of the demo.
 type servedRun struct {
-	label   string
-	report  *loadgen.Report
-	sizes   *sizeHistogram
-	correct []atomic.Int32 // per held-out image: 1 correct, -1 wrong, 0 never answered
+	label  string
+	report *loadgen.Report
+	sizes  *sizeHistogram
+	// per held-out image: 1 correct, -1 wrong, 0 never answered; and how
+	// many times it was answered.
+	correct []atomic.Int32
+	served  []atomic.Int32
 	stats   serving.Stats
 }
 
@@ -68,7 +87,10 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	model, err := digits.Pretrained()
+	if err := o.validate(); err != nil {
+		return err
+	}
+	model, err := loadModel(o.weights)
 	if err != nil {
 		return err
 	}
@@ -81,7 +103,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) error {
 		return err
 	}
 
-	nd, err := startLocalNode("demo")
+	nd, err := startLocalNode("demo", false)
 	if err != nil {
 		return err
 	}
@@ -91,32 +113,43 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) error {
 		model.Hidden(), len(images), nd.Name())
 	fmt.Fprintf(out, "load: %d callers, %d requests per run, one image per request\n\n", o.callers, o.requests)
 
+	show := showProgress(o.progress, o.quiet, errOut)
 	batched, err := measure(ctx, nd, model, test, images, o, "batched", serving.Options{
 		Name: "digits", BatchSize: o.batchSize, BatchTimeout: o.batchTimeout, Partitions: o.partitions > 1,
-	}, errOut)
+	}, show, errOut)
 	if err != nil {
 		return err
 	}
-	unbatched, err := measure(ctx, nd, model, test, images, o, "unbatched", serving.Options{
-		Name: "digits-unbatched", BatchSize: 1, Partitions: o.partitions > 1,
-	}, errOut)
-	if err != nil {
-		return err
+	runs := []*servedRun{batched}
+	if !batched.report.Interrupted {
+		unbatched, err := measure(ctx, nd, model, test, images, o, "unbatched", serving.Options{
+			Name: "digits-unbatched", BatchSize: 1, Partitions: o.partitions > 1,
+		}, show, errOut)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, unbatched)
 	}
-	printDemo(out, o, batched, unbatched)
+	printDemo(out, o, runs)
+	if runs[len(runs)-1].report.Interrupted {
+		return fmt.Errorf("%w: the report above covers the requests answered until then", errInterrupted)
+	}
 	return nil
 }
 
-// measure serves the model under opts and runs the demo's load on it.
+// measure serves the model under opts and runs the demo's load on it. A
+// run that ctx interrupts returns what it measured, marked in its report.
 func measure(ctx context.Context, nd node.Node, model *digits.Model, test *digits.Set, images []*tensor.Dense,
-	o demoOptions, label string, opts serving.Options, errOut io.Writer) (*servedRun, error) {
+	o demoOptions, label string, opts serving.Options, show bool, errOut io.Writer) (*servedRun, error) {
 	opts.Serving = digits.Serving(model, compilerOptions(o.partitions)...)
-	if _, err := serving.Start(nd, opts); err != nil {
+	stop, err := startServing(nd, opts)
+	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = serving.Stop(context.Background(), nd, opts.Name) }()
+	defer func() { _ = stop(context.Background()) }()
 
-	r := &servedRun{label: label, sizes: newSizeHistogram(opts.BatchSize), correct: make([]atomic.Int32, len(images))}
+	r := &servedRun{label: label, sizes: newSizeHistogram(opts.BatchSize),
+		correct: make([]atomic.Int32, len(images)), served: make([]atomic.Int32, len(images))}
 	id := "demo-" + opts.Name
 	if err := serving.AttachTelemetry(id, func(ev serving.Event) {
 		if ev.Batch != nil && ev.Batch.Serving == opts.Name {
@@ -127,22 +160,15 @@ func measure(ctx context.Context, nd node.Node, model *digits.Model, test *digit
 	}
 	defer func() { _ = serving.DetachTelemetry(id) }()
 
-	var bar *progressbar.ProgressBar
-	progress := func(int) {}
-	if !o.quiet {
-		bar = progressbar.NewOptions(o.requests, progressbar.OptionSetWriter(errOut),
-			progressbar.OptionSetDescription(fmt.Sprintf("%-9s", label)), progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
-		progress = func(n int) { _ = bar.Set(n) }
-	}
-	rep, err := loadgen.Run(ctx, loadgen.Options{Callers: o.callers, Requests: o.requests, Progress: progress},
+	b := newBar(show, errOut, o.requests, fmt.Sprintf("%-9s", label))
+	rep, err := loadgen.Run(ctx, loadgen.Options{Callers: o.callers, Requests: o.requests, Progress: b.set},
 		func(ctx context.Context, i int) error {
 			img := i % len(images)
-			b, err := batch.Concatenate(images[img])
+			in, err := batch.Concatenate(images[img])
 			if err != nil {
 				return err
 			}
-			logits, err := serving.BatchedRun(ctx, nd, opts.Name, b)
+			logits, err := serving.BatchedRun(ctx, nd, opts.Name, in)
 			if err != nil {
 				return err
 			}
@@ -158,14 +184,14 @@ func measure(ctx context.Context, nd node.Node, model *digits.Model, test *digit
 			if prev := r.correct[img].Swap(verdict); prev != 0 && prev != verdict {
 				return fmt.Errorf("image %d classified differently by two requests", img)
 			}
+			r.served[img].Add(1)
 			return nil
 		})
-	if bar != nil {
-		_ = bar.Finish()
-	}
 	if err != nil {
+		b.end(true, 0)
 		return nil, err
 	}
+	b.end(rep.Interrupted, rep.Requests)
 	if rep.Errors > 0 {
 		return nil, fmt.Errorf("%s run: %d of %d requests failed; first: %w", label, rep.Errors, rep.Requests, rep.FirstError)
 	}
@@ -176,34 +202,77 @@ func measure(ctx context.Context, nd node.Node, model *digits.Model, test *digit
 	return r, nil
 }
 
-func printDemo(out io.Writer, o demoOptions, batched, unbatched *servedRun) {
+// printDemo prints the report of the runs: both, or the batched one
+// alone when Ctrl-C stopped the demo during it.
+func printDemo(out io.Writer, o demoOptions, runs []*servedRun) {
 	tw := tabwriter.NewWriter(out, 2, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "serving\trequests\treq/s\tp50\tp99\tmean batch\t")
-	for _, r := range []*servedRun{batched, unbatched} {
+	for _, r := range runs {
 		mean := float64(r.stats.Rows) / float64(max(r.stats.Batches, 1))
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.1f\t\n", r.label, r.report.Requests, r.report.Throughput(),
 			ms(r.report.Percentile(50)), ms(r.report.Percentile(99)), mean)
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\nbatched: batch size %d, timeout %v; unbatched: batch size 1\n", o.batchSize, o.batchTimeout)
-	fmt.Fprintf(out, "speed-up of batching: %.1f× (req/s batched ÷ unbatched, same run)\n\n",
-		batched.report.Throughput()/unbatched.report.Throughput())
+	last := runs[len(runs)-1]
+	if last.report.Interrupted {
+		fmt.Fprintf(out, "\ninterrupted during the %s run after %v: a partial report (%d of %d requests answered)\n",
+			last.label, last.report.Elapsed.Round(time.Millisecond), last.report.Requests, o.requests)
+	}
+	batched := runs[0]
+	fmt.Fprintf(out, "\nbatched: batch size %d, timeout %v", o.batchSize, o.batchTimeout)
+	if len(runs) == 2 {
+		fmt.Fprint(out, "; unbatched: batch size 1")
+	}
+	fmt.Fprintln(out)
+	if len(runs) == 2 && !last.report.Interrupted {
+		fmt.Fprintf(out, "speed-up of batching: %.1f× (req/s batched ÷ unbatched, same run)\n",
+			batched.report.Throughput()/runs[1].report.Throughput())
+	}
 
-	fmt.Fprintln(out, "batch sizes (batched run):")
+	fmt.Fprintln(out, "\nbatch sizes (batched run):")
 	batched.sizes.print(out)
 
+	fmt.Fprintf(out, "\naccuracy on held-out data: %s\n", batched.accuracy())
+}
+
+// accuracy describes the answers of a run: correct of the images
+// answered, and how often each was served.
+func (r *servedRun) accuracy() string {
 	correct, answered := 0, 0
-	for i := range batched.correct {
-		switch batched.correct[i].Load() {
-		case 1:
-			correct++
-			answered++
-		case -1:
-			answered++
+	lo, hi := int32(-1), int32(0)
+	for i := range r.correct {
+		n := r.served[i].Load()
+		if n == 0 {
+			continue
 		}
+		answered++
+		if r.correct[i].Load() == 1 {
+			correct++
+		}
+		if lo < 0 || n < lo {
+			lo = n
+		}
+		hi = max(hi, n)
 	}
-	fmt.Fprintf(out, "\naccuracy on held-out data: %d/%d images = %.2f %% (each image served %d+ times, all answers agreed)\n",
-		correct, answered, 100*float64(correct)/float64(max(answered, 1)), o.requests/len(batched.correct))
+	if answered == 0 {
+		return "no image was answered"
+	}
+	times := fmt.Sprintf("%d times", lo)
+	switch {
+	case lo == 1 && hi == 1:
+		times = "once"
+	case lo != hi:
+		times = fmt.Sprintf("%d to %d times", lo, hi)
+	}
+	served := "each image served " + times
+	if answered < len(r.correct) {
+		served = fmt.Sprintf("%d of the %d images served, each %s", answered, len(r.correct), times)
+	}
+	agreed := ", all answers agreed"
+	if hi == 1 {
+		agreed = ""
+	}
+	return fmt.Sprintf("%d/%d images = %.2f %% (%s%s)", correct, answered, 100*float64(correct)/float64(answered), served, agreed)
 }
 
 // ms formats a latency: milliseconds, or microseconds below one.

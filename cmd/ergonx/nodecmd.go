@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ergo-services/ergo/etf"
@@ -16,9 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 
-	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/actors/pg"
-	"github.com/ergonx/ergonx/apps/runtime"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/loadgen"
 	"github.com/ergonx/ergonx/models/digits"
@@ -27,11 +23,7 @@ import (
 
 // nodeOptions are the flags of `ergonx node`.
 type nodeOptions struct {
-	name         string
-	cookie       string
-	listen       uint16
-	connect      []string
-	peers        []string // name=host:port, for clusters without EPMD
+	clusterOptions
 	serve        bool
 	call         string
 	callers      int
@@ -39,6 +31,7 @@ type nodeOptions struct {
 	wait         time.Duration
 	batchSize    int
 	batchTimeout time.Duration
+	weights      string
 }
 
 func nodeCmd() *cobra.Command {
@@ -49,22 +42,19 @@ func nodeCmd() *cobra.Command {
 		Long: "node starts a named ergo node with the ergonx runtime (process groups and the\n" +
 			"serving endpoint) and joins a cluster: --connect lists nodes to connect to\n" +
 			"(resolved through EPMD, which the first node on a machine starts embedded; or\n" +
-			"give --peer name=host:port for clusters without EPMD). --serve serves the\n" +
+			"give --peer name@host=ip:port for clusters without EPMD). --serve serves the\n" +
 			"digits classifier under the name \"digits\"; --call NAME sends held-out digits\n" +
 			"images to the serving NAME wherever it runs in the cluster and reports which\n" +
-			"nodes answered. Without --call the node runs until interrupted.",
+			"nodes answered. Without --call the node runs until interrupted (SIGINT or\n" +
+			"SIGTERM, exit code 0); with --call, an interrupt stops the calls early\n" +
+			"(exit code 130).",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			return runNode(ctx, cmd.OutOrStdout(), o)
+			return runNode(cmd.Context(), cmd.OutOrStdout(), o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.name, "name", "ergonx@localhost", "node name (name@host)")
-	f.StringVar(&o.cookie, "cookie", "ergonx", "cluster cookie (the same on every node)")
-	f.Uint16Var(&o.listen, "listen", 0, "listening port (0: the first free one from 15000)")
-	f.StringSliceVar(&o.connect, "connect", nil, "nodes to connect to")
-	f.StringSliceVar(&o.peers, "peer", nil, "static routes name@host=ip:port (no EPMD)")
+	clusterFlags(f, &o.clusterOptions, "ergonx@localhost", "listen")
 	f.BoolVar(&o.serve, "serve", false, "serve the digits model as \"digits\"")
 	f.StringVar(&o.call, "call", "", "call this serving with held-out images, report, and exit")
 	f.IntVar(&o.callers, "callers", 32, "concurrent callers (--call)")
@@ -72,58 +62,57 @@ func nodeCmd() *cobra.Command {
 	f.DurationVar(&o.wait, "wait", 30*time.Second, "how long --call waits for the serving to appear")
 	f.IntVar(&o.batchSize, "batch-size", 64, "batch size (--serve)")
 	f.DurationVar(&o.batchTimeout, "batch-timeout", 5*time.Millisecond, "batch timeout (--serve)")
+	weightsFlag(f, &o.weights)
 	return cmd
 }
 
-// clusterNode starts the node of o with the runtime application.
-func clusterNode(o nodeOptions) (node.Node, error) {
-	base := node.Options{}
-	if o.listen != 0 {
-		base.Listeners = []node.Listener{{Listen: o.listen}}
+// validate checks the flags before anything runs or prints.
+func (o nodeOptions) validate() error {
+	var c checks
+	c.add(o.clusterOptions.validate())
+	if o.call != "" {
+		c.add(atLeast("callers", o.callers, 1))
+		c.add(atLeast("requests", o.requests, 1))
+		c.add(positive("wait", o.wait))
 	}
-	if len(o.peers) > 0 {
-		reg := actors.NewStaticRegistrar()
-		for _, p := range o.peers {
-			name, addr, ok := strings.Cut(p, "=")
-			host, port, ok2 := strings.Cut(addr, ":")
-			var n uint16
-			if _, err := fmt.Sscan(port, &n); !ok || !ok2 || err != nil {
-				return nil, fmt.Errorf("--peer %q: want name@host=ip:port", p)
-			}
-			reg.Add(name, host, n)
-		}
-		base.Registrar = reg
+	if o.serve {
+		c.add(atLeast("batch-size", o.batchSize, 1))
+		c.add(positive("batch-timeout", o.batchTimeout))
 	}
-	return runtime.StartNode(o.name, runtime.Options{Cookie: o.cookie, Node: base})
+	return c.first()
 }
 
 func runNode(ctx context.Context, out io.Writer, o nodeOptions) error {
-	nd, err := clusterNode(o)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := o.validate(); err != nil {
+		return err
+	}
+	var model *digits.Model
+	if o.serve {
+		var err error
+		if model, err = loadModel(o.weights); err != nil {
+			return err
+		}
+	}
+	nd, err := o.start()
 	if err != nil {
 		return err
 	}
 	defer func() { nd.Stop(); nd.Wait() }()
 	fmt.Fprintf(out, "node %s up\n", nd.Name())
-	for _, peer := range o.connect {
-		if err := nd.Connect(peer); err != nil {
-			return fmt.Errorf("connect to %s: %w (is it running, with the same cookie?)", peer, err)
-		}
-		fmt.Fprintf(out, "connected to %s\n", peer)
+	if err := o.join(out, nd); err != nil {
+		return err
 	}
 	if o.serve {
-		model, err := digits.Pretrained()
+		s := clusterDigits(nd, digits.Serving(model))
+		stop, err := startServing(nd, serving.Options{Name: "digits", Serving: s,
+			BatchSize: o.batchSize, BatchTimeout: o.batchTimeout})
 		if err != nil {
 			return err
 		}
-		self := nd.Name()
-		s := digits.Serving(model).DistributedPostprocessing(func(res any) (any, error) {
-			// Tell remote callers which node answered (the demo's report).
-			return batch.Tuple{res, []byte(self)}, nil
-		})
-		if _, err := serving.Start(nd, serving.Options{Name: "digits", Serving: s,
-			BatchSize: o.batchSize, BatchTimeout: o.batchTimeout}); err != nil {
-			return err
-		}
+		defer func() { _ = stop(context.Background()) }()
 		fmt.Fprintf(out, "serving \"digits\" (batch size %d, timeout %v)\n", o.batchSize, o.batchTimeout)
 	}
 	if o.call != "" {
@@ -131,6 +120,16 @@ func runNode(ctx context.Context, out io.Writer, o nodeOptions) error {
 	}
 	watchGroups(ctx, out, nd, "digits")
 	return nil
+}
+
+// clusterDigits makes s tell remote callers which node answered (node
+// --call reports it): the answer crosses the network as a tuple of the
+// logits and the node's name. Local callers get the logits alone.
+func clusterDigits(nd node.Node, s *serving.Serving) *serving.Serving {
+	self := nd.Name()
+	return s.DistributedPostprocessing(func(res any) (any, error) {
+		return batch.Tuple{res, []byte(self)}, nil
+	})
 }
 
 // watchGroups prints the members of group whenever they change, until ctx
@@ -237,7 +236,10 @@ func callCluster(ctx context.Context, out io.Writer, nd node.Node, o nodeOptions
 	for _, n := range nodes {
 		fmt.Fprintf(out, "  answered by %s: %d\n", n, byNode[n])
 	}
-	fmt.Fprintf(out, "accuracy: %d/%d = %.2f %%\n", correct, rep.Requests-rep.Errors, 100*float64(correct)/float64(max(rep.Requests-rep.Errors, 1)))
+	fmt.Fprintf(out, "accuracy: %d/%d = %.2f %%\n", correct, rep.Succeeded(), 100*float64(correct)/float64(max(rep.Succeeded(), 1)))
+	if rep.Interrupted {
+		return fmt.Errorf("%w after %d of %d calls", errInterrupted, rep.Requests, o.requests)
+	}
 	if rep.Errors > 0 {
 		return fmt.Errorf("%d calls failed; first: %w", rep.Errors, rep.FirstError)
 	}

@@ -5,19 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/ergo-services/ergo/node"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 
-	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/apps/httpapi"
-	"github.com/ergonx/ergonx/apps/runtime"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/models/digits"
 	"github.com/ergonx/ergonx/serving"
@@ -32,6 +28,8 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	requestTimeout  time.Duration
 	maxBody         int64
+	weights         string
+	cluster         clusterOptions // a cluster node when cluster.name is set
 }
 
 func serveCmd() *cobra.Command {
@@ -43,12 +41,15 @@ func serveCmd() *cobra.Command {
 			"handwritten-digits classifier under the name \"digits\" (rows of 64 float32\n" +
 			"pixels in [0, 1] → 10 logits), and runs the HTTP inference application:\n" +
 			"POST /v1/servings/digits/predict (JSON or application/x-ergonx-tensor),\n" +
-			"GET /v1/servings, GET /metrics (Prometheus), GET /healthz.\n" +
+			"the Open Inference Protocol (KServe v2 / Triton HTTP: POST /v2/models/digits/infer),\n" +
+			"a live page (GET /), GET /v1/servings, GET /metrics (Prometheus), GET /healthz\n" +
+			"and GET /openapi.json.\n" +
+			"--name makes the node part of a cluster (with --cookie, --connect, --peer), so\n" +
+			"that `ergonx node` processes can call its serving and it can call theirs.\n" +
 			"SIGINT or SIGTERM stops it gracefully: in-flight requests finish first.",
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runServe(ctx, cmd.OutOrStdout(), o, nil)
+			return runServe(cmd.Context(), cmd.OutOrStdout(), o, nil)
 		},
 	}
 	f := cmd.Flags()
@@ -59,7 +60,34 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", httpapi.DefaultShutdownTimeout, "how long stopping waits for in-flight requests")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 0, "deadline of requests without an X-Request-Timeout header (0: none)")
 	f.Int64Var(&o.maxBody, "max-body", httpapi.DefaultMaxBodyBytes, "largest request body in bytes")
+	weightsFlag(f, &o.weights)
+	clusterFlags(f, &o.cluster, "", "node-port")
 	return cmd
+}
+
+// validate checks the flags before anything runs or prints.
+func (o serveOptions) validate() error {
+	var c checks
+	c.add(checkListen("listen", o.listen))
+	c.add(atLeast("batch-size", o.batchSize, 1))
+	c.add(positive("batch-timeout", o.batchTimeout))
+	c.add(atLeast("partitions", o.partitions, 1))
+	c.add(positive("shutdown-timeout", o.shutdownTimeout))
+	c.add(notNegative("request-timeout", o.requestTimeout))
+	c.add(atLeast("max-body", o.maxBody, 1))
+	if o.cluster.name != "" {
+		c.add(o.cluster.validate())
+	} else if len(o.cluster.connect) > 0 || len(o.cluster.peers) > 0 || o.cluster.port != 0 {
+		c.add(usagef("--connect, --peer and --node-port need --name: the node's name in the cluster"))
+	}
+	return c.first()
+}
+
+// digitsModel is how the Open Inference Protocol routes describe the
+// digits serving.
+var digitsModel = &httpapi.Model{
+	Inputs:  []httpapi.TensorSpec{{Name: "images", DType: tensor.Float32, Shape: []int{-1, digits.Pixels}}},
+	Outputs: []httpapi.TensorSpec{{Name: "logits", DType: tensor.Float32, Shape: []int{-1, digits.Classes}}},
 }
 
 // runServe serves until ctx ends, then stops gracefully: the HTTP
@@ -70,7 +98,10 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	model, err := digits.Pretrained()
+	if err := o.validate(); err != nil {
+		return err
+	}
+	model, err := loadModel(o.weights)
 	if err != nil {
 		return err
 	}
@@ -79,30 +110,40 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 		return err
 	}
 
-	nd, err := startLocalNode("serve")
+	var nd node.Node
+	if o.cluster.name != "" {
+		nd, err = o.cluster.start()
+	} else {
+		nd, err = startLocalNode("serve", true)
+	}
 	if err != nil {
 		return err
 	}
 	defer func() { nd.Stop(); nd.Wait() }()
-	if err := runtime.Start(nd, pg.Options{}); err != nil {
+	if err := o.cluster.join(out, nd); err != nil {
 		return err
 	}
 
 	const name = "digits"
-	if _, err := serving.Start(nd, serving.Options{
+	s := digits.Serving(model, compilerOptions(o.partitions)...)
+	if o.cluster.name != "" {
+		s = clusterDigits(nd, s)
+	}
+	stopServing, err := startServing(nd, serving.Options{
 		Name:         name,
-		Serving:      digits.Serving(model, compilerOptions(o.partitions)...),
+		Serving:      s,
 		BatchSize:    o.batchSize,
 		BatchTimeout: o.batchTimeout,
 		Partitions:   o.partitions > 1,
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	defer func() {
 		// After the HTTP drain: the requests in flight needed the serving.
 		stopCtx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout+serving.DefaultShutdown)
 		defer cancel()
-		if stopErr := serving.Stop(stopCtx, nd, name); stopErr != nil && err == nil {
+		if stopErr := stopServing(stopCtx); stopErr != nil && err == nil {
 			err = stopErr
 		}
 	}()
@@ -119,6 +160,7 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 				IsInputError: func(err error) bool {
 					return errors.Is(err, digits.ErrShape) || errors.Is(err, digits.ErrDType)
 				},
+				Model: digitsModel,
 			}},
 			Registry:       reg,
 			DefaultTimeout: o.requestTimeout,
@@ -165,10 +207,13 @@ func exampleBody() (string, int, error) {
 func printServe(out io.Writer, o serveOptions, node, url, example string, label int) {
 	fmt.Fprintf(out, "ergonx serve: digits classifier on %s (node %s)\n", url, node)
 	fmt.Fprintf(out, "  batch size %d, batch timeout %v, %d partition(s)\n\n", o.batchSize, o.batchTimeout, max(o.partitions, 1))
+	fmt.Fprintf(out, "  GET  %s/                            the live page\n", url)
 	fmt.Fprintf(out, "  POST %s/v1/servings/digits/predict   JSON or %s\n", url, httpapi.BinaryContentType)
+	fmt.Fprintf(out, "  POST %s/v2/models/digits/infer       Open Inference Protocol (KServe v2, Triton)\n", url)
 	fmt.Fprintf(out, "  GET  %s/v1/servings\n", url)
 	fmt.Fprintf(out, "  GET  %s/metrics\n", url)
-	fmt.Fprintf(out, "  GET  %s/healthz\n\n", url)
+	fmt.Fprintf(out, "  GET  %s/healthz\n", url)
+	fmt.Fprintf(out, "  GET  %s/openapi.json\n\n", url)
 	fmt.Fprintf(out, "Try it with a held-out image of a %d (the answer is its 10 logits):\n", label)
 	fmt.Fprintf(out, "  curl -s %s/v1/servings/digits/predict -H 'Content-Type: application/json' \\\n", url)
 	fmt.Fprintf(out, "    -d '%s'\n\n", example)

@@ -40,27 +40,48 @@ type Options struct {
 	Progress func(done int)
 }
 
-// Report is what a run measured.
+// Report is what a run measured. Failed calls are counted apart: they
+// never enter Throughput or Latency, so that a run whose calls fail fast
+// does not look fast.
 type Report struct {
 	Requests int           // calls completed (with or without error)
-	Errors   int           // calls that returned an error
+	Errors   int           // calls that returned an error (included in Requests)
 	Dropped  int           // open loop: calls not started (too many in flight)
 	Elapsed  time.Duration // wall time of the run
-	// Latency holds every completed call's latency in microseconds.
+	// Interrupted is true when the run's context ended before the run
+	// did (a Ctrl-C): the report covers the calls completed until then.
+	Interrupted bool
+	// Latency holds every successful call's latency in microseconds.
 	Latency *hdrhistogram.Histogram
+	// ErrorLatency holds every failed call's latency in microseconds.
+	ErrorLatency *hdrhistogram.Histogram
 	// FirstError is the first error seen, for the report.
 	FirstError error
+	// ErrorCounts counts failed calls by error message: the first
+	// MaxErrorKinds distinct messages, the rest under OtherErrors.
+	ErrorCounts map[string]int
 }
 
-// Throughput returns completed calls per second.
+// MaxErrorKinds bounds Report.ErrorCounts.
+const MaxErrorKinds = 8
+
+// OtherErrors is the key of Report.ErrorCounts for the errors past the
+// first MaxErrorKinds distinct messages.
+const OtherErrors = "(other errors)"
+
+// Succeeded returns the calls that completed without error.
+func (r *Report) Succeeded() int { return r.Requests - r.Errors }
+
+// Throughput returns successful calls per second.
 func (r *Report) Throughput() float64 {
 	if r.Elapsed <= 0 {
 		return 0
 	}
-	return float64(r.Requests) / r.Elapsed.Seconds()
+	return float64(r.Succeeded()) / r.Elapsed.Seconds()
 }
 
-// Percentile returns the latency at quantile q (0-100).
+// Percentile returns the latency of successful calls at quantile q
+// (0-100); 0 when none succeeded.
 func (r *Report) Percentile(q float64) time.Duration {
 	return time.Duration(r.Latency.ValueAtQuantile(q)) * time.Microsecond
 }
@@ -83,12 +104,13 @@ func Run(ctx context.Context, o Options, call Call) (*Report, error) {
 	case o.Rate == 0 && o.Requests == 0 && o.Duration == 0:
 		return nil, fmt.Errorf("%w: give Requests or Duration", ErrOptions)
 	}
+	parent := ctx // its end is an interrupt; the Duration's is the run's own end
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
 		defer cancel()
 	}
-	r := &run{opts: o, call: call}
+	r := &run{opts: o, call: call, errorCounts: map[string]int{}}
 	stopProgress := r.progress()
 	begin := time.Now()
 	if o.Rate > 0 {
@@ -96,11 +118,14 @@ func Run(ctx context.Context, o Options, call Call) (*Report, error) {
 	} else {
 		r.closed(ctx)
 	}
-	rep := &Report{Elapsed: time.Since(begin), Latency: newHistogram()}
+	rep := &Report{Elapsed: time.Since(begin), Latency: newHistogram(), ErrorLatency: newHistogram(),
+		Interrupted: parent.Err() != nil}
 	stopProgress()
 	for _, h := range r.hists {
-		rep.Latency.Merge(h)
+		rep.Latency.Merge(h.ok)
+		rep.ErrorLatency.Merge(h.failed)
 	}
+	rep.ErrorCounts = r.errorCounts
 	rep.Requests = int(r.done.Load())
 	rep.Errors = int(r.errors.Load())
 	rep.Dropped = int(r.dropped.Load())
@@ -118,12 +143,17 @@ type run struct {
 	errors   atomic.Int64
 	dropped  atomic.Int64
 	firstErr atomic.Pointer[error]
-	mu       sync.Mutex
-	hists    []*hdrhistogram.Histogram // one per worker; merged at the end
+	mu       sync.Mutex    // guards the fields below
+	hists    []*histograms // one per worker; merged at the end
+	// errorCounts counts errors by message (see Report.ErrorCounts).
+	errorCounts map[string]int
 }
 
-func (r *run) histogram() *hdrhistogram.Histogram {
-	h := newHistogram()
+// histograms are one worker's latencies, successes and failures apart.
+type histograms struct{ ok, failed *hdrhistogram.Histogram }
+
+func (r *run) histogram() *histograms {
+	h := &histograms{ok: newHistogram(), failed: newHistogram()}
 	r.mu.Lock()
 	r.hists = append(r.hists, h)
 	r.mu.Unlock()
@@ -131,7 +161,7 @@ func (r *run) histogram() *hdrhistogram.Histogram {
 }
 
 // one makes call i and records it in h.
-func (r *run) one(ctx context.Context, i int, h *hdrhistogram.Histogram) {
+func (r *run) one(ctx context.Context, i int, h *histograms) {
 	cctx := ctx
 	if r.opts.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -143,12 +173,27 @@ func (r *run) one(ctx context.Context, i int, h *hdrhistogram.Histogram) {
 	if err != nil && ctx.Err() != nil {
 		return // the run ended under this call: not a result
 	}
-	_ = h.RecordValue(max(time.Since(start).Microseconds(), 1))
+	us := max(time.Since(start).Microseconds(), 1)
 	if err != nil {
+		_ = h.failed.RecordValue(us)
 		r.errors.Add(1)
 		r.firstErr.CompareAndSwap(nil, &err)
+		r.countError(err)
+	} else {
+		_ = h.ok.RecordValue(us)
 	}
 	r.done.Add(1)
+}
+
+// countError counts err under its message.
+func (r *run) countError(err error) {
+	msg := err.Error()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.errorCounts[msg]; !ok && len(r.errorCounts) >= MaxErrorKinds {
+		msg = OtherErrors
+	}
+	r.errorCounts[msg]++
 }
 
 // closed runs Callers workers, each calling until Requests are taken or
@@ -180,7 +225,7 @@ func (r *run) open(ctx context.Context) {
 	if limit == 0 {
 		limit = 10_000
 	}
-	slots := make(chan *hdrhistogram.Histogram, limit)
+	slots := make(chan *histograms, limit)
 	for i := 0; i < limit; i++ {
 		slots <- nil
 	}

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,6 +54,7 @@ func TestDurationStopsTheLoop(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, rep.Requests)
 	assert.GreaterOrEqual(t, rep.Elapsed, 30*time.Millisecond)
+	assert.False(t, rep.Interrupted, "the Duration ends a run; it does not interrupt it")
 }
 
 func TestOpenLoopKeepsItsRate(t *testing.T) {
@@ -101,4 +103,66 @@ func TestInvalidOptions(t *testing.T) {
 	require.ErrorIs(t, err, ErrOptions)
 	_, err = Run(context.Background(), Options{Rate: 10}, nil)
 	require.ErrorIs(t, err, ErrOptions)
+}
+
+// Failed calls are counted apart: never in Throughput nor in Latency.
+func TestFailuresStayOutOfThroughputAndLatency(t *testing.T) {
+	boom := errors.New("boom")
+	rep, err := Run(context.Background(), Options{Callers: 2, Requests: 10}, func(_ context.Context, i int) error {
+		if i < 4 {
+			return boom
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 10, rep.Requests)
+	assert.Equal(t, 4, rep.Errors)
+	assert.Equal(t, 6, rep.Succeeded())
+	assert.Equal(t, int64(6), rep.Latency.TotalCount())
+	assert.Equal(t, int64(4), rep.ErrorLatency.TotalCount())
+	assert.Equal(t, map[string]int{"boom": 4}, rep.ErrorCounts)
+	assert.InDelta(t, 6/rep.Elapsed.Seconds(), rep.Throughput(), 1e-9)
+	assert.False(t, rep.Interrupted)
+}
+
+// A run whose every call fails reports no throughput and no latency.
+func TestAllFailedReportsNothingAsServed(t *testing.T) {
+	rep, err := Run(context.Background(), Options{Callers: 1, Requests: 5}, func(context.Context, int) error {
+		return errors.New("refused")
+	})
+	require.NoError(t, err)
+	assert.Zero(t, rep.Throughput())
+	assert.Zero(t, rep.Percentile(99))
+	assert.Equal(t, int64(5), rep.ErrorLatency.TotalCount())
+}
+
+// Distinct error messages are counted up to MaxErrorKinds; the rest go
+// under OtherErrors.
+func TestErrorCountsAreBounded(t *testing.T) {
+	rep, err := Run(context.Background(), Options{Callers: 1, Requests: MaxErrorKinds + 3}, func(_ context.Context, i int) error {
+		return fmt.Errorf("error %d", i)
+	})
+	require.NoError(t, err)
+	assert.Len(t, rep.ErrorCounts, MaxErrorKinds+1)
+	assert.Equal(t, 3, rep.ErrorCounts[OtherErrors])
+	assert.Equal(t, 1, rep.ErrorCounts["error 0"])
+}
+
+// A run whose context ends (Ctrl-C) returns the calls completed so far,
+// marked Interrupted; calls cut by the end are not counted.
+func TestInterruptedRunReportsWhatCompleted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int64
+	rep, err := Run(ctx, Options{Callers: 1, Requests: 1000}, func(ctx context.Context, _ int) error {
+		if n.Add(1) == 7 {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.True(t, rep.Interrupted)
+	assert.Equal(t, 6, rep.Requests)
+	assert.Equal(t, 0, rep.Errors)
 }
