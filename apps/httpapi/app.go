@@ -14,6 +14,9 @@ import (
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
+	"golang.org/x/net/netutil"
+
+	"github.com/ergonx/ergonx/actors"
 )
 
 // Name is the application's name on the node.
@@ -25,6 +28,10 @@ const (
 	DefaultShutdownTimeout   = 4 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 2 * time.Minute
+	// DefaultMaxConnections bounds the connections served at once.
+	DefaultMaxConnections = 8192
+	// DefaultMaxHeaderBytes bounds a request's header block.
+	DefaultMaxHeaderBytes = 64 << 10
 )
 
 // ergoChildWait is how long ergo v1.999.224's gen.Application waits for
@@ -65,9 +72,28 @@ type AppOptions struct {
 	// because ergo gives an application's child 5 s to end.
 	ShutdownTimeout time.Duration
 
-	// ReadHeaderTimeout and IdleTimeout are those of http.Server. 0 means
-	// DefaultReadHeaderTimeout and DefaultIdleTimeout.
+	// ReadHeaderTimeout and IdleTimeout are those of http.Server: a
+	// client that trickles its headers (slowloris) is cut after the
+	// first, an idle keep-alive connection after the second. 0 means
+	// DefaultReadHeaderTimeout and DefaultIdleTimeout. The body's own
+	// bound is Handler.BodyTimeout.
 	ReadHeaderTimeout, IdleTimeout time.Duration
+
+	// MaxHeaderBytes bounds a request's header block (http.Server's). 0
+	// means DefaultMaxHeaderBytes.
+	MaxHeaderBytes int
+
+	// MaxConnections bounds the connections served at once; more wait in
+	// the listener's backlog until one closes. With ReadHeaderTimeout and
+	// Handler.BodyTimeout it bounds what slow clients can hold. 0 means
+	// DefaultMaxConnections; negative means no bound.
+	MaxConnections int
+
+	// ShutdownDelay is how long a stopping server keeps its listener open
+	// while GET /readyz already answers 503, so that load balancers take
+	// it out of rotation before connections are refused. It counts within
+	// the shutdown's own bound. 0 means none.
+	ShutdownDelay time.Duration
 }
 
 // App is the ergo application that serves a Handler over HTTP: its one
@@ -76,7 +102,7 @@ type AppOptions struct {
 // starts and shuts down gracefully when it stops:
 // the listener closes at once (new connections are refused), idle
 // connections close, in-flight requests run to their answers, bounded by
-// AppOptions.ShutdownTimeout, and GET /healthz answers 503 meanwhile.
+// AppOptions.ShutdownTimeout, and GET /readyz answers 503 meanwhile.
 //
 // Start starts one; NewApp returns one to load and start yourself
 // (nd.ApplicationLoad, then nd.ApplicationStart with the start type you
@@ -93,6 +119,9 @@ type App struct {
 	listener net.Listener
 	pending  *running // opened by Start, taken by the server process's Init
 	run      *running // the running server, nil while the application is stopped
+
+	done     chan struct{} // closed when the application's process ends
+	doneOnce sync.Once
 }
 
 var _ gen.ApplicationBehavior = (*App)(nil)
@@ -119,7 +148,13 @@ func NewApp(nd node.Node, opts AppOptions) *App {
 	if opts.IdleTimeout == 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
-	a := &App{nd: nd, opts: opts, listener: opts.Listener}
+	if opts.MaxHeaderBytes == 0 {
+		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if opts.MaxConnections == 0 {
+		opts.MaxConnections = DefaultMaxConnections
+	}
+	a := &App{nd: nd, opts: opts, listener: opts.Listener, done: make(chan struct{})}
 	a.opts.Listener = nil
 	return a
 }
@@ -159,7 +194,7 @@ func (a *App) Load(...etf.Term) (gen.ApplicationSpec, error) {
 		Name:        Name,
 		Description: "ergonx HTTP inference API",
 		Version:     "v1",
-		Children:    []gen.ApplicationChildSpec{{Child: &server{app: a}}},
+		Children:    []gen.ApplicationChildSpec{{Child: actors.NewActor(&server{app: a})}},
 	}, nil
 }
 
@@ -170,7 +205,17 @@ func (a *App) Start(p gen.Process, _ ...etf.Term) {
 	a.mu.Lock()
 	a.proc = p
 	a.mu.Unlock()
+	go func() {
+		<-p.Context().Done()
+		a.doneOnce.Do(func() { close(a.done) })
+	}()
 }
+
+// Done is closed when the application's process ends: after Stop, or
+// when it stopped by itself (its server failed, the node stopped). A
+// program that serves HTTP until told to stop watches it to learn that
+// it no longer serves.
+func (a *App) Done() <-chan struct{} { return a.done }
 
 // Addr returns the address the server listens on, or nil while the
 // application is not running.
@@ -251,6 +296,7 @@ type running struct {
 	h      *Handler
 	srv    *http.Server
 	served chan struct{} // closed when Serve has returned
+	delay  time.Duration // AppOptions.ShutdownDelay
 
 	drainMu  sync.Mutex // serialises drain; guards the fields below
 	drained  bool
@@ -274,17 +320,21 @@ func (a *App) open() (*running, error) {
 		_ = ln.Close()
 		return nil, err
 	}
+	if a.opts.MaxConnections > 0 {
+		ln = netutil.LimitListener(ln, a.opts.MaxConnections)
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: a.opts.ReadHeaderTimeout,
 		IdleTimeout:       a.opts.IdleTimeout,
+		MaxHeaderBytes:    a.opts.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
 	if hook := testHookShutdown; hook != nil {
 		// Shutdown runs these once it has closed the listeners.
 		srv.RegisterOnShutdown(hook)
 	}
-	return &running{ln: ln, h: h, srv: srv, served: make(chan struct{})}, nil
+	return &running{ln: ln, h: h, srv: srv, served: make(chan struct{}), delay: a.opts.ShutdownDelay}, nil
 }
 
 // discardPending closes what Start opened if no server took it.
@@ -302,7 +352,7 @@ func (a *App) discardPending() {
 // serve runs the server on its own goroutine. If Serve fails (not
 // because of a shutdown), the server process is told, and stops with
 // the error.
-func (r *running) serve(sp *gen.ServerProcess) {
+func (r *running) serve(sp gen.Process) {
 	self := sp.Self()
 	go func() {
 		err := r.srv.Serve(r.ln)
@@ -323,6 +373,15 @@ func (r *running) drain(ctx context.Context) error {
 		return r.drainErr
 	}
 	r.h.SetDraining(true)
+	if r.delay > 0 {
+		// Readiness fails from now on; the listener stays open meanwhile.
+		timer := time.NewTimer(r.delay)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+		}
+	}
 	err := r.srv.Shutdown(ctx)
 	if err != nil {
 		// Close cuts the connections still busy; their handlers see their
@@ -339,12 +398,13 @@ func (r *running) drain(ctx context.Context) error {
 // serveFailed tells the server process that Serve failed.
 type serveFailed struct{ err error }
 
-// server is the application's child: the gen.Server that owns the
-// running http.Server. It traps exits, so that the application's exit
-// signal arrives as a message and the in-flight requests can drain
-// before it ends.
+// server is the application's child: the process that owns the running
+// http.Server. It traps exits, so that the application's exit signal
+// arrives as a message and the in-flight requests can drain before it
+// ends. It runs on actors.Actor, not ergo's gen.Server, which any node
+// could kill by sending it an empty tuple — leaving the HTTP server
+// running with no process behind it (tests.TestErgoGenServerDiesOnAnEmptyTuple).
 type server struct {
-	gen.Server
 	app *App
 
 	// The process's own, set by Init.
@@ -353,11 +413,11 @@ type server struct {
 	failed bool    // Serve failed: the application must learn of the exit
 }
 
-var _ gen.ServerBehavior = (*server)(nil)
+var _ actors.Behavior = (*server)(nil)
 
 // Init takes the server Start opened, or opens one (when the application
 // is started again, or by someone other than Start), and serves.
-func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
+func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 	sp.SetTrapExit(true)
 	a := s.app
 	a.mu.Lock()
@@ -381,28 +441,28 @@ func (s *server) Init(sp *gen.ServerProcess, _ ...etf.Term) error {
 	return nil
 }
 
-// HandleInfo drains and stops on an exit signal, and stops when Serve
-// failed.
-func (s *server) HandleInfo(sp *gen.ServerProcess, msg etf.Term) gen.ServerStatus {
+// HandleMessage drains and stops on an exit signal, and stops when Serve
+// failed. Anything else is ignored.
+func (s *server) HandleMessage(sp gen.Process, _ etf.Pid, msg etf.Term) string {
 	switch m := msg.(type) {
 	case gen.MessageExit:
 		s.stop(sp)
-		return gen.ServerStatusStopWithReason(m.Reason)
+		return m.Reason
 	case serveFailed:
 		s.run.h.log.Error("httpapi: the HTTP server failed; stopping", "error", m.err)
 		s.failed = true
-		return gen.ServerStatusStopWithReason("httpapi: serve: " + m.err.Error())
+		return "httpapi: serve: " + m.err.Error()
 	}
-	return gen.ServerStatusOK
+	return ""
 }
 
 // Terminate drains, however the process ends (an exit signal, a kill,
 // the node stopping), and releases the handler.
-func (s *server) Terminate(sp *gen.ServerProcess, _ string) { s.stop(sp) }
+func (s *server) Terminate(sp gen.Process, _ string) { s.stop(sp) }
 
 // stop drains the server within ergo's limit and releases it. It runs on
 // the process and may run twice (HandleInfo, then Terminate).
-func (s *server) stop(sp *gen.ServerProcess) {
+func (s *server) stop(sp gen.Process) {
 	run := s.run
 	if run == nil {
 		return

@@ -73,7 +73,7 @@ func TestAppServesDigits(t *testing.T) {
 }
 
 // App.Stop drains: the listener closes at once (new connections are
-// refused, /healthz says draining), the request in flight completes with
+// refused, /readyz says draining), the request in flight completes with
 // 200, then the application stops and unloads.
 func TestAppStopDrainsInFlightRequests(t *testing.T) {
 	nd := testnode.Start(t, testnode.Options{})
@@ -102,7 +102,7 @@ func TestAppStopDrainsInFlightRequests(t *testing.T) {
 	_, err := doE(fresh(), "GET", base+"/healthz", "", nil)
 	assert.True(t, isConnRefused(err), "a new connection after shutdown: want refused, got %v", err)
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	select {
 	case err := <-stopped:

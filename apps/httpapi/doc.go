@@ -26,7 +26,10 @@
 //	GET  /v1/servings                  the servings, with their statistics
 //	GET  /v1/servings/{name}           one serving
 //	GET  /metrics                      Prometheus metrics (text format)
-//	GET  /healthz                      200 {"status":"ok"}; 503 {"status":"draining"} once shutting down
+//	GET  /healthz                      200 {"status":"ok"} while the process serves (liveness)
+//	GET  /readyz                       200 {"status":"ready","servings":{...}} when not draining and every
+//	                                   listed serving runs here ("local") or elsewhere ("remote");
+//	                                   503 with "not_ready" or "draining" otherwise (readiness)
 //	GET  /                             the live page (see "Live page")
 //	GET  /v1/live                      the live page's figures, as JSON
 //	GET  /openapi.json                 the OpenAPI 3 description of every route here
@@ -159,6 +162,8 @@
 //	406 not_acceptable         Accept names no format this route writes
 //	413 body_too_large         over Options.MaxBodyBytes (32 MiB by default)
 //	415 unsupported_media_type Content-Type is neither JSON nor binary
+//	429 overloaded             the serving's queue is full (serving.ErrOverloaded); Retry-After says
+//	                           when its queue should have room again
 //	499 client_closed          the client went away first (recorded only; nobody reads it)
 //	500 batch_failed           the batch holding the rows failed (*serving.DownError)
 //	500 internal               anything else, such as a result that cannot be encoded
@@ -166,6 +171,7 @@
 //	                           started, or no member of its process group answers (serving.ErrNoProc)
 //	503 node_down              the node serving the request went down (serving.ErrNodeDown)
 //	503 shutdown_timeout       the serving stopped while the batch ran (serving.ErrShutdownTimeout)
+//	503 busy                   Options.MaxConcurrent requests in progress already; Retry-After: 1
 //	504 deadline_exceeded      the X-Request-Timeout deadline passed first
 //
 // 404 and 503 are told apart by the handler's list: BatchedRun gives

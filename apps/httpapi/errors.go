@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/serving"
@@ -63,14 +64,24 @@ const (
 	ReasonNotAcceptable    = "not_acceptable"         // 406: Accept, or a non-tensor result in binary
 	ReasonBodyTooLarge     = "body_too_large"         // 413: over Options.MaxBodyBytes
 	ReasonUnsupportedMedia = "unsupported_media_type" // 415: Content-Type
+	ReasonOverloaded       = "overloaded"             // 429: serving.ErrOverloaded (with Retry-After)
 	ReasonClientClosed     = "client_closed"          // 499: the client went away first
 	ReasonBatchFailed      = "batch_failed"           // 500: *serving.DownError
 	ReasonInternal         = "internal"               // 500: anything else
 	ReasonUnavailable      = "serving_unavailable"    // 503: serving.ErrNoProc, ErrNoEndpoint
 	ReasonNodeDown         = "node_down"              // 503: serving.ErrNodeDown
 	ReasonShutdownTimeout  = "shutdown_timeout"       // 503: serving.ErrShutdownTimeout
+	ReasonBusy             = "busy"                   // 503: Options.MaxConcurrent requests in progress (with Retry-After)
 	ReasonDeadline         = "deadline_exceeded"      // 504: the request's deadline passed
 )
+
+// errBusy is the error of a request beyond Options.MaxConcurrent.
+var errBusy = errors.New("httpapi: too many requests in progress; retry after the time Retry-After gives")
+
+// busy is the answer to a request beyond Options.MaxConcurrent.
+func busy() *requestError {
+	return &requestError{status: http.StatusServiceUnavailable, reason: ReasonBusy, err: errBusy, retryAfter: time.Second}
+}
 
 // StatusClientClosedRequest is the status recorded (in metrics and logs;
 // nobody reads the response) for a request whose client disconnected
@@ -82,6 +93,8 @@ type requestError struct {
 	status int
 	reason string
 	err    error
+	// retryAfter, when set, is sent as Retry-After.
+	retryAfter time.Duration
 }
 
 func (e *requestError) Error() string { return e.err.Error() }
@@ -124,7 +137,12 @@ func classify(ctx context.Context, err error, isInput func(error) bool) *request
 	}
 	var down *serving.DownError
 	var cb *serving.CallbackError
+	var over *serving.OverloadedError
 	switch {
+	case errors.As(err, &over):
+		e := re(http.StatusTooManyRequests, ReasonOverloaded)
+		e.retryAfter = max(over.RetryAfter, time.Second)
+		return e
 	// Unavailability first: a batch that could not start because its
 	// serving was stopping comes as a DownError wrapping ErrNoProc.
 	case errors.Is(err, serving.ErrNodeDown):

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gorgonia.org/tensor"
 
+	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/serving"
 )
 
@@ -24,6 +25,12 @@ import (
 const (
 	// DefaultMaxBodyBytes bounds request bodies: 32 MiB.
 	DefaultMaxBodyBytes = 32 << 20
+	// DefaultMaxConcurrent bounds the predict and infer requests the
+	// handler works on at once.
+	DefaultMaxConcurrent = 4096
+	// DefaultBodyTimeout bounds how long a request's body may take to
+	// arrive.
+	DefaultBodyTimeout = 30 * time.Second
 )
 
 // TimeoutHeader is the request header that sets a request's deadline: a
@@ -47,8 +54,20 @@ type Options struct {
 	Registry *prometheus.Registry
 
 	// MaxBodyBytes bounds request bodies; larger ones get 413. 0 means
-	// DefaultMaxBodyBytes; negative means no limit.
+	// DefaultMaxBodyBytes; negative means no limit. Memory follows the
+	// bytes that arrive, never what a Content-Length header claims.
 	MaxBodyBytes int64
+
+	// MaxConcurrent bounds the predict and infer requests in progress at
+	// once; a request beyond it gets 503 (reason "busy") with
+	// Retry-After: 1 at once, before its body is read. 0 means
+	// DefaultMaxConcurrent; negative means no bound.
+	MaxConcurrent int
+
+	// BodyTimeout bounds how long a predict or infer request's body may
+	// take to arrive after its headers; a slower client's connection is
+	// cut. 0 means DefaultBodyTimeout; negative means no bound.
+	BodyTimeout time.Duration
 
 	// DefaultTimeout is the deadline of predict requests that do not send
 	// the X-Request-Timeout header. 0 means none: such a request waits
@@ -153,6 +172,9 @@ type Handler struct {
 	patterns []string
 
 	draining atomic.Bool
+	// inProgress counts the predict and infer requests being handled,
+	// against Options.MaxConcurrent.
+	inProgress atomic.Int64
 
 	closeOnce sync.Once
 }
@@ -171,6 +193,12 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 	}
 	if h.opts.MaxBodyBytes == 0 {
 		h.opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if h.opts.MaxConcurrent == 0 {
+		h.opts.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if h.opts.BodyTimeout == 0 {
+		h.opts.BodyTimeout = DefaultBodyTimeout
 	}
 	if h.opts.Registry == nil {
 		h.opts.Registry = prometheus.NewRegistry()
@@ -223,6 +251,7 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
 	mux.HandleFunc("GET /healthz", h.healthz)
+	mux.HandleFunc("GET /readyz", h.readyz)
 	// The same paths without a method answer the other methods with a
 	// JSON 405 (the mux's own is plain text); "/" is every other path.
 	for path, allow := range map[string]string{
@@ -231,6 +260,7 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 		"/v1/servings":                "GET, HEAD",
 		"/metrics":                    "GET, HEAD",
 		"/healthz":                    "GET, HEAD",
+		"/readyz":                     "GET, HEAD",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -287,18 +317,51 @@ func (h *Handler) Close() error {
 	return nil
 }
 
-// SetDraining marks the handler as draining (GET /healthz answers 503,
+// SetDraining marks the handler as draining (GET /readyz answers 503,
 // so that load balancers stop sending it requests) or not. App sets it
 // when it starts to shut down. Requests are still served.
 func (h *Handler) SetDraining(draining bool) { h.draining.Store(draining) }
 
-// healthz answers GET /healthz.
+// healthz answers GET /healthz, the liveness check: 200 while the
+// process serves HTTP at all, draining included (a liveness probe that
+// failed during a drain would have the process restarted mid-drain).
 func (h *Handler) healthz(w http.ResponseWriter, _ *http.Request) {
-	if h.draining.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
-		return
-	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readiness is the body of GET /readyz.
+type readiness struct {
+	Status string `json:"status"` // ready, not_ready, draining
+	// Servings says, per listed serving, "local" (runs on this node),
+	// "remote" (members of its process group elsewhere) or "down".
+	Servings map[string]string `json:"servings"`
+}
+
+// readyz answers GET /readyz, the readiness check: 200 when the handler
+// is not draining and every listed serving runs here or has a member of
+// its process group in the cluster; 503 otherwise, saying which.
+func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request) {
+	rd := readiness{Status: "ready", Servings: map[string]string{}}
+	scope := pg.Lookup(h.nd, "")
+	for _, name := range h.names {
+		switch st, err := serving.GetStats(h.nd, name); {
+		case err == nil && !st.Stopped:
+			rd.Servings[name] = "local"
+		case scope != nil && scope.Count(name) > 0:
+			rd.Servings[name] = "remote"
+		default:
+			rd.Servings[name] = "down"
+			rd.Status = "not_ready"
+		}
+	}
+	if h.draining.Load() {
+		rd.Status = "draining"
+	}
+	status := http.StatusOK
+	if rd.Status != "ready" {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, rd)
 }
 
 // servingInfo is one serving in GET /v1/servings.
@@ -406,5 +469,14 @@ type errorBody struct {
 
 // writeError answers with e's status and the JSON error body.
 func writeError(w http.ResponseWriter, servingName string, e *requestError) {
+	setRetryAfter(w, e)
 	writeJSON(w, e.status, errorBody{Error: e.err.Error(), Reason: e.reason, Serving: servingName})
+}
+
+// setRetryAfter sets Retry-After for an answer that says when to come
+// back (429, 503 busy), in whole seconds, at least 1.
+func setRetryAfter(w http.ResponseWriter, e *requestError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
+	}
 }

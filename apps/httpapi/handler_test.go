@@ -424,8 +424,9 @@ func TestPredictContainersAndValues(t *testing.T) {
 }
 
 // GET /v1/servings lists the servings with their statistics; /healthz
-// says ok until the handler drains.
-func TestServingsAndHealthz(t *testing.T) {
+// says ok while the process serves; /readyz says which listed servings
+// are down, and draining once the handler drains.
+func TestServingsHealthzAndReadyz(t *testing.T) {
 	nd := testnode.Start(t, testnode.Options{})
 	m, rows := heldOut(t)
 	startDigits(t, nd, "digits", m)
@@ -479,10 +480,19 @@ func TestServingsAndHealthz(t *testing.T) {
 	r = do(t, nil, "GET", srv.URL+"/healthz", "", nil)
 	require.Equal(t, http.StatusOK, r.status)
 	assert.JSONEq(t, `{"status":"ok"}`, string(r.body))
+	r = do(t, nil, "GET", srv.URL+"/readyz", "", nil)
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "a listed serving runs nowhere")
+	assert.JSONEq(t, `{"status":"not_ready","servings":{"digits":"local","elsewhere":"down"}}`, string(r.body))
+	startDigits(t, nd, "elsewhere", m)
+	r = do(t, nil, "GET", srv.URL+"/readyz", "", nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.JSONEq(t, `{"status":"ready","servings":{"digits":"local","elsewhere":"local"}}`, string(r.body))
 	h.SetDraining(true)
-	r = do(t, nil, "GET", srv.URL+"/healthz", "", nil)
+	r = do(t, nil, "GET", srv.URL+"/readyz", "", nil)
 	require.Equal(t, http.StatusServiceUnavailable, r.status)
-	assert.JSONEq(t, `{"status":"draining"}`, string(r.body))
+	assert.JSONEq(t, `{"status":"draining","servings":{"digits":"local","elsewhere":"local"}}`, string(r.body))
+	r = do(t, nil, "GET", srv.URL+"/healthz", "", nil)
+	require.Equal(t, http.StatusOK, r.status, "a draining process is alive")
 }
 
 // NewHandler refuses options that cannot work.

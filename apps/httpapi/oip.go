@@ -281,11 +281,20 @@ func (h *Handler) oipInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	if !h.admit() {
+		e := busy()
+		setRetryAfter(w, e)
+		writeOIPError(w, e.status, e.err.Error())
+		rt.m.done(e.status, e, time.Since(start))
+		return
+	}
+	defer h.release()
 	rt.m.inFlight.Inc()
 	defer rt.m.inFlight.Dec()
 	status, e := h.doInfer(w, r, rt)
 	if e != nil {
 		status = e.status
+		setRetryAfter(w, e)
 		writeOIPError(w, status, e.err.Error())
 		if status == http.StatusInternalServerError {
 			h.log.Warn("httpapi: infer failed", "serving", rt.Name, "status", status, "reason", e.reason, "error", e.err)

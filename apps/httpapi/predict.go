@@ -43,6 +43,13 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	if !h.admit() {
+		e := busy()
+		writeError(w, rt.Name, e)
+		rt.m.done(e.status, e, time.Since(start))
+		return
+	}
+	defer h.release()
 	rt.m.inFlight.Inc()
 	defer rt.m.inFlight.Dec()
 	status, e := h.doPredict(w, r, rt)
@@ -201,22 +208,47 @@ var (
 		contenttype.NewMediaType(octetStream), contenttype.NewMediaType(JSONContentType)}
 )
 
-// readBody reads the whole body, at most Options.MaxBodyBytes.
+// admit counts a predict or infer request in, unless Options.MaxConcurrent
+// are in progress already.
+func (h *Handler) admit() bool {
+	if n := h.inProgress.Add(1); h.opts.MaxConcurrent > 0 && n > int64(h.opts.MaxConcurrent) {
+		h.inProgress.Add(-1)
+		return false
+	}
+	return true
+}
+
+// release counts an admitted request out.
+func (h *Handler) release() { h.inProgress.Add(-1) }
+
+// readBody reads the whole body, at most Options.MaxBodyBytes, within
+// Options.BodyTimeout. The buffer grows with the bytes that arrive: a
+// Content-Length header is a claim, and sizing memory by it let 40 slow
+// clients claiming 32 MiB each take 1.3 GB before sending a byte. A
+// claim over the limit is refused before anything is read.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *requestError) {
 	limit := h.opts.MaxBodyBytes
+	tooLarge := func(limit int64) *requestError {
+		return &requestError{status: http.StatusRequestEntityTooLarge, reason: ReasonBodyTooLarge,
+			err: fmt.Errorf("httpapi: the body is larger than %d bytes", limit)}
+	}
+	if limit > 0 && r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	if h.opts.BodyTimeout > 0 {
+		// The connection's read deadline: a body that has not arrived by
+		// then fails to read, and the server closes the connection.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.opts.BodyTimeout))
+	}
 	src := io.Reader(r.Body)
 	var buf bytes.Buffer
 	if limit > 0 {
 		src = http.MaxBytesReader(w, r.Body, limit)
-		if r.ContentLength > 0 {
-			buf.Grow(int(min(r.ContentLength, limit)) + bytes.MinRead)
-		}
 	}
 	if _, err := buf.ReadFrom(src); err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, &requestError{status: http.StatusRequestEntityTooLarge, reason: ReasonBodyTooLarge,
-				err: fmt.Errorf("httpapi: the body is larger than %d bytes", tooLarge.Limit)}
+		var over *http.MaxBytesError
+		if errors.As(err, &over) {
+			return nil, tooLarge(over.Limit)
 		}
 		if ctxErr := r.Context().Err(); ctxErr != nil {
 			return nil, &requestError{status: StatusClientClosedRequest, reason: ReasonClientClosed, err: ctxErr}

@@ -129,7 +129,7 @@ func TestTrainedWeightsAreServed(t *testing.T) {
 	var sout syncBuffer
 	go func() {
 		done <- runServe(ctx, &sout, serveOptions{listen: "127.0.0.1:0", batchSize: 4, batchTimeout: time.Millisecond, partitions: 1,
-			shutdownTimeout: 4 * time.Second, maxBody: 1 << 20, weights: path}, func(url string) { ready <- url })
+			shutdownTimeout: 4 * time.Second, maxBody: 1 << 20, maxConcurrent: 64, weights: path}, func(url string) { ready <- url })
 	}()
 	var url string
 	select {
@@ -177,7 +177,7 @@ func TestServeJoinsACluster(t *testing.T) {
 	var sout syncBuffer
 	go func() {
 		done <- runServe(ctx, &sout, serveOptions{listen: "127.0.0.1:0", batchSize: 8, batchTimeout: time.Millisecond, partitions: 1,
-			shutdownTimeout: 4 * time.Second, maxBody: 1 << 20, cluster: clusterOptions{name: "clisrv@localhost", cookie: "k", port: ps,
+			shutdownTimeout: 4 * time.Second, maxBody: 1 << 20, maxConcurrent: 64, cluster: clusterOptions{name: "clisrv@localhost", cookie: "k", port: ps,
 				peers: []string{fmt.Sprintf("clicall@localhost=127.0.0.1:%d", pc)}}}, func(url string) { ready <- url })
 	}()
 	select {

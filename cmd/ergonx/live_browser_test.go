@@ -69,7 +69,7 @@ func TestLivePageInChromium(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runServe(ctx, &out, serveOptions{listen: "127.0.0.1:0", batchSize: 8, batchTimeout: 2 * time.Millisecond,
-			partitions: 1, shutdownTimeout: 4 * time.Second, maxBody: 1 << 20}, func(url string) { ready <- url })
+			partitions: 1, shutdownTimeout: 4 * time.Second, maxBody: 1 << 20, maxConcurrent: 64}, func(url string) { ready <- url })
 	}()
 	var base string
 	select {

@@ -14,6 +14,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/apps/httpapi"
+	"github.com/ergonx/ergonx/apps/runtime"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/models/digits"
 	"github.com/ergonx/ergonx/serving"
@@ -28,6 +29,9 @@ type serveOptions struct {
 	shutdownTimeout time.Duration
 	requestTimeout  time.Duration
 	maxBody         int64
+	maxConcurrent   int
+	maxQueue        int
+	shutdownDelay   time.Duration
 	weights         string
 	cluster         clusterOptions // a cluster node when cluster.name is set
 }
@@ -42,7 +46,8 @@ func serveCmd() *cobra.Command {
 			"pixels in [0, 1] → 10 logits), and runs the HTTP inference application:\n" +
 			"POST /v1/servings/digits/predict (JSON or application/x-ergonx-tensor),\n" +
 			"the Open Inference Protocol (KServe v2 / Triton HTTP: POST /v2/models/digits/infer),\n" +
-			"a live page (GET /), GET /v1/servings, GET /metrics (Prometheus), GET /healthz\n" +
+			"a live page (GET /), GET /v1/servings, GET /metrics (Prometheus), GET /healthz,\n" +
+			"GET /readyz (every serving up, not draining)\n" +
 			"and GET /openapi.json.\n" +
 			"--name makes the node part of a cluster (with --cookie, --connect, --peer), so\n" +
 			"that `ergonx node` processes can call its serving and it can call theirs.\n" +
@@ -60,6 +65,9 @@ func serveCmd() *cobra.Command {
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", httpapi.DefaultShutdownTimeout, "how long stopping waits for in-flight requests")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 0, "deadline of requests without an X-Request-Timeout header (0: none)")
 	f.Int64Var(&o.maxBody, "max-body", httpapi.DefaultMaxBodyBytes, "largest request body in bytes")
+	f.IntVar(&o.maxConcurrent, "max-concurrent", httpapi.DefaultMaxConcurrent, "predict requests in progress at once; more get 503 busy")
+	f.IntVar(&o.maxQueue, "max-queue", 0, "rows waiting in the serving before requests get 429 (0: the serving's default)")
+	f.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "how long /readyz fails before the listener closes when stopping")
 	weightsFlag(f, &o.weights)
 	clusterFlags(f, &o.cluster, "", "node-port")
 	return cmd
@@ -75,6 +83,9 @@ func (o serveOptions) validate() error {
 	c.add(positive("shutdown-timeout", o.shutdownTimeout))
 	c.add(notNegative("request-timeout", o.requestTimeout))
 	c.add(atLeast("max-body", o.maxBody, 1))
+	c.add(atLeast("max-concurrent", o.maxConcurrent, 1))
+	c.add(atLeast("max-queue", o.maxQueue, 0))
+	c.add(notNegative("shutdown-delay", o.shutdownDelay))
 	if o.cluster.name != "" {
 		c.add(o.cluster.validate())
 	} else if len(o.cluster.connect) > 0 || len(o.cluster.peers) > 0 || o.cluster.port != 0 {
@@ -89,6 +100,10 @@ var digitsModel = &httpapi.Model{
 	Inputs:  []httpapi.TensorSpec{{Name: "images", DType: tensor.Float32, Shape: []int{-1, digits.Pixels}}},
 	Outputs: []httpapi.TensorSpec{{Name: "logits", DType: tensor.Float32, Shape: []int{-1, digits.Classes}}},
 }
+
+// testHookServeNode, when set by a test, receives serve's node once it
+// serves.
+var testHookServeNode func(node.Node)
 
 // runServe serves until ctx ends, then stops gracefully: the HTTP
 // application drains its in-flight requests, then the serving and the
@@ -135,6 +150,7 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 		BatchSize:    o.batchSize,
 		BatchTimeout: o.batchTimeout,
 		Partitions:   o.partitions > 1,
+		MaxQueue:     o.maxQueue,
 	})
 	if err != nil {
 		return err
@@ -153,6 +169,7 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 	app, err := httpapi.Start(nd, httpapi.AppOptions{
 		Addr:            o.listen,
 		ShutdownTimeout: o.shutdownTimeout,
+		ShutdownDelay:   o.shutdownDelay,
 		Handler: httpapi.Options{
 			Servings: []httpapi.Serving{{
 				Name: name,
@@ -165,19 +182,34 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 			Registry:       reg,
 			DefaultTimeout: o.requestTimeout,
 			MaxBodyBytes:   o.maxBody,
+			MaxConcurrent:  o.maxConcurrent,
 		},
 	})
 	if err != nil {
 		return err
 	}
 
+	if hook := testHookServeNode; hook != nil {
+		hook(nd)
+	}
 	url := "http://" + app.Addr().String()
 	printServe(out, o, nd.Name(), url, example, label)
 	if ready != nil {
 		ready(url)
 	}
 
-	<-ctx.Done()
+	// The serving, the runtime application's supervisor and the HTTP
+	// application: if one of them ends, part of serve is gone, and
+	// answering 503 forever would hide it.
+	died := watchProcesses(nd, name, runtime.SupervisorName)
+	select {
+	case <-ctx.Done():
+	case what := <-died:
+		_ = app.Stop(context.Background())
+		return fmt.Errorf("serve: %s; exiting", what)
+	case <-app.Done():
+		return fmt.Errorf("serve: the HTTP application stopped; exiting")
+	}
 	fmt.Fprintln(out, "\nshutting down: finishing the requests in flight")
 	if err := app.Stop(context.Background()); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ergo-services/ergo/node"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/models/digits"
+	"github.com/ergonx/ergonx/serving"
 )
 
 // syncBuffer is a bytes.Buffer that the command and the test may use at
@@ -55,7 +57,7 @@ func TestServeAnswersItsExampleAndStops(t *testing.T) {
 	go func() {
 		done <- runServe(ctx, &out, serveOptions{
 			listen: "127.0.0.1:0", batchSize: 8, batchTimeout: time.Millisecond, partitions: 1,
-			shutdownTimeout: 4 * time.Second, maxBody: 1 << 20,
+			shutdownTimeout: 4 * time.Second, maxBody: 1 << 20, maxConcurrent: 64,
 		}, func(url string) { ready <- url })
 	}()
 	var url string
@@ -126,4 +128,37 @@ func TestServeAnswersItsExampleAndStops(t *testing.T) {
 	assert.Contains(t, out.String(), "stopped")
 	_, err = http.Get(url + "/healthz")
 	assert.True(t, errors.Is(err, syscall.ECONNREFUSED), "after the stop: want connection refused, got %v", err)
+}
+
+// If part of serve ends while it serves — here its serving stops — serve
+// does not go on answering 503 forever: it returns an error naming what
+// ended (the CLI exits 1), leaving nothing running.
+func TestServeExitsWhenItsServingStops(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	nodes := make(chan node.Node, 1)
+	testHookServeNode = func(nd node.Node) { nodes <- nd }
+	defer func() { testHookServeNode = nil }()
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(context.Background(), io.Discard, serveOptions{
+			listen: "127.0.0.1:0", batchSize: 8, batchTimeout: time.Millisecond, partitions: 1,
+			shutdownTimeout: 4 * time.Second, maxBody: 1 << 20, maxConcurrent: 64,
+		}, nil)
+	}()
+	var nd node.Node
+	select {
+	case nd = <-nodes:
+	case err := <-done:
+		t.Fatalf("serve returned %v before serving", err)
+	case <-time.After(time.Minute):
+		t.Fatal("serve did not start within a minute")
+	}
+	require.NoError(t, serving.Stop(context.Background(), nd, "digits"))
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.Equal(t, "serve: process digits stopped; exiting", err.Error())
+	case <-time.After(time.Minute):
+		t.Fatal("serve went on without its serving")
+	}
 }
