@@ -2,14 +2,12 @@ package serving
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/ergo-services/ergo/etf"
 
 	"github.com/ergonx/ergonx/actors/wire"
-	"github.com/ergonx/ergonx/internal/erldist"
 )
 
 // Go calls Nx: a member of a serving's process group that lives on a node
@@ -57,7 +55,7 @@ func (ep *endpoint) nxCall(ctx context.Context, member etf.Pid, name string, inp
 	for {
 		arity := ep.nxArity.get(peer)
 		ref := ep.proc.MakeRef()
-		args := []etf.Term{ref, etf.Atom(name), erldist.RawTerm(input)}
+		args := []etf.Term{ref, etf.Atom(name), wire.RawTerm(input)}
 		if arity == 4 {
 			args = append([]etf.Term{ep.self}, args...)
 		}
@@ -111,19 +109,4 @@ func isNxUndef(reason etf.Term, arity int) bool {
 		return a == arity
 	}
 	return false
-}
-
-// nxSpawn spawns __distributed_batched_run__ with args on peer, monitored,
-// and returns the reason of its DOWN. A cancelled ctx demonitors it and
-// returns ctx.Err() (the request may still run there: Nx has no
-// cancellation).
-func (ep *endpoint) nxSpawn(ctx context.Context, peer string, args []etf.Term) (etf.Term, error) {
-	sp, err := erldist.SpawnMonitor(ctx, ep.proc, peer, NxModule, nxFunction, args)
-	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("%w: cannot reach node %s: %v", ErrNodeDown, peer, err)
-	}
-	return nxAwait(ctx, sp)
 }

@@ -108,7 +108,7 @@ func serveNx(ctx context.Context, nodeName, function string, args []etf.Term) (s
 	if err != nil {
 		return "", fmt.Errorf("%w: result of serving %q for an Nx caller: %v", ErrWire, name, err)
 	}
-	return erldist.TermReason(etf.Tuple{ref, erldist.RawTerm(bin)})
+	return erldist.TermReason(etf.Tuple{ref, wire.RawTerm(bin)})
 }
 
 // nxUndefReason is the exit reason of a call to a function this module
