@@ -97,7 +97,7 @@ func serveNx(ctx context.Context, nodeName, function string, args []etf.Term) (s
 	if err != nil {
 		return erldist.TermReason(nxExitReason(err))
 	}
-	res, err := e.call(ctx, in, false)
+	res, err := e.call(ctx, in, callOptions{})
 	if err == nil {
 		res, err = distributedPostprocess(e.serving, res)
 	}
