@@ -470,6 +470,12 @@ func errorKind(err error) etf.Atom {
 		return "empty_batch"
 	case errors.Is(err, ErrBatchKey):
 		return "batch_key"
+	case errors.Is(err, ErrInputStream):
+		return "input_stream"
+	case errors.Is(err, ErrBatchTooLarge):
+		return "batch_too_large"
+	case errors.Is(err, ErrStreamingHooks):
+		return "streaming_hooks"
 	case errors.Is(err, ErrWire):
 		return "wire"
 	case errors.Is(err, context.Canceled):
@@ -491,6 +497,9 @@ var kindSentinels = map[etf.Atom]error{
 	"not_batch":        ErrNotBatch,
 	"empty_batch":      ErrEmptyBatch,
 	"batch_key":        ErrBatchKey,
+	"input_stream":     ErrInputStream,
+	"batch_too_large":  ErrBatchTooLarge,
+	"streaming_hooks":  ErrStreamingHooks,
 	"wire":             ErrWire,
 	"canceled":         context.Canceled,
 	"overloaded":       ErrOverloaded,
