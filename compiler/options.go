@@ -41,7 +41,9 @@ type Options struct {
 	// servings: see serving.(*Serving).Streaming). The serving sets one per
 	// declared hook on every partition's options; a hook called during an
 	// execution hands value — a container whose tensors keep the batch on
-	// axis 0 — to the callers of the batch, each its own rows. Read them
+	// axis 0 — to the callers of the batch, each its own rows, which they
+	// read later: the value must not change after the call. A hook must be
+	// called before the execution returns (from any goroutine). Read them
 	// with Hook. Options values are copied on write: WithHook never changes
 	// a map another Options holds.
 	Hooks map[string]func(value any)

@@ -59,7 +59,7 @@ func TestBatchedRunWithInputStreamingAndNonBatch(t *testing.T) { // "with input 
 	nd := testNode(t)
 	start(t, nd, Options{Serving: doubling(), BatchSize: 2, BatchTimeout: time.Hour})
 	nilBatch := BatchStream(func(yield func(*batch.Batch, error) bool) {
-		if yield(rows(t, 1, 1), nil) {
+		if yield(rows(nopTB{t}, 1, 1), nil) {
 			yield(nil, nil)
 		}
 	})
@@ -88,7 +88,7 @@ func TestBatchedRunWithLimitedConcurrentPushing(t *testing.T) { // "with limited
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			data := BatchStream(func(yield func(*batch.Batch, error) bool) {
-				yield(stacked(t, []float32{1, 2, 3}), nil)
+				yield(stacked(nopTB{t}, []float32{1, 2, 3}), nil)
 			})
 			out, err := BatchedRun(context.Background(), nd, t.Name(), data)
 			results <- result{out, err}
@@ -112,7 +112,7 @@ func TestInputStreamBlockedProducerDoesNotHangTheCaller(t *testing.T) {
 	t.Cleanup(func() { close(never) }) // (runs before the leak check)
 	blocked := make(chan struct{})
 	stream := BatchStream(func(yield func(*batch.Batch, error) bool) {
-		if !yield(rows(t, 1, 1), nil) {
+		if !yield(rows(nopTB{t}, 1, 1), nil) {
 			return
 		}
 		close(blocked)
@@ -143,7 +143,7 @@ func TestInputStreamErrorEndsTheRequest(t *testing.T) {
 	start(t, nd, Options{Serving: doubling(), BatchSize: 4, BatchTimeout: time.Hour})
 	cause := errors.New("microphone unplugged")
 	stream := BatchStream(func(yield func(*batch.Batch, error) bool) {
-		if yield(rows(t, 1, 2), nil) {
+		if yield(rows(nopTB{t}, 1, 2), nil) {
 			yield(nil, cause)
 		}
 	})
@@ -165,7 +165,7 @@ func TestInputStreamPanicEndsTheRequest(t *testing.T) {
 	nd := testNode(t)
 	start(t, nd, Options{Serving: doubling(), BatchSize: 1})
 	stream := BatchStream(func(yield func(*batch.Batch, error) bool) {
-		if yield(rows(t, 1, 1), nil) {
+		if yield(rows(nopTB{t}, 1, 1), nil) {
 			panic("bad sensor")
 		}
 	})
@@ -212,7 +212,7 @@ func TestInputStreamWindowBoundsTheBatchesInFlight(t *testing.T) {
 				if ahead := n - consumed.Load(); ahead > most.Load() {
 					most.Store(ahead)
 				}
-				if !yield(rows(t, float32(i), 1), nil) {
+				if !yield(rows(nopTB{t}, float32(i), 1), nil) {
 					return
 				}
 			}
@@ -259,8 +259,8 @@ func TestInputStreamFromAChannel(t *testing.T) {
 	start(t, nd, Options{Serving: doubling(), BatchSize: 2})
 	ch := make(chan *batch.Batch)
 	go func() {
-		ch <- rows(t, 1, 2)
-		ch <- rows(t, 3, 1)
+		ch <- rows(nopTB{t}, 1, 2)
+		ch <- rows(nopTB{t}, 3, 1)
 		close(ch)
 	}()
 	out, err := BatchedRun(context.Background(), nd, t.Name(), (<-chan *batch.Batch)(ch))

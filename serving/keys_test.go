@@ -2,7 +2,6 @@ package serving
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -228,7 +227,7 @@ func TestBatchKeysNoKeyStarvesAnother(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := BatchedRun(context.Background(), nd, t.Name(), keyed(t, "busy", 1, 4)); err != nil {
+				if _, err := BatchedRun(context.Background(), nd, t.Name(), keyed(nopTB{t}, "busy", 1, 4)); err != nil {
 					errs <- err
 					return
 				}
@@ -274,5 +273,4 @@ func TestBatchKeysShareTheQueueBound(t *testing.T) {
 		_, err := answer(t, e, r)
 		require.NoError(t, err)
 	}
-	assert.False(t, errors.Is(err, ErrBatchKey))
 }

@@ -166,7 +166,7 @@ func TestRunStreamWithInputStreaming(t *testing.T) { // "with input streaming"
 func TestRunStreamWithInputStreamingAndNonBatch(t *testing.T) { // "with input streaming and non-batch"
 	leakCheck(t)
 	bad := BatchStream(func(yield func(*batch.Batch, error) bool) {
-		if yield(rows(t, 1, 2), nil) {
+		if yield(rows(nopTB{t}, 1, 2), nil) {
 			yield(nil, nil)
 		}
 	})
