@@ -110,3 +110,24 @@ func TestPartitionsErrorsAreWrapped(t *testing.T) {
 	_, err := Partitions(Options{Compiler: "nope"})
 	assert.True(t, errors.Is(err, ErrUnknownCompiler))
 }
+
+// WithHook copies on write: an Options value never sees the hooks another
+// was given later.
+func TestWithHookCopiesOnWrite(t *testing.T) {
+	var calls []string
+	a := Options{}.Apply(WithHook("h", func(any) { calls = append(calls, "a") }))
+	b := a.Apply(WithHook("h", func(any) { calls = append(calls, "b") }), WithHook("g", func(any) {}))
+	a.Hook("h")(nil)
+	b.Hook("h")(nil)
+	assert.Equal(t, []string{"a", "b"}, calls)
+	assert.Len(t, a.Hooks, 1)
+	assert.Len(t, b.Hooks, 2)
+	c := b.Apply(WithHook("g", nil))
+	assert.Len(t, c.Hooks, 1)
+	assert.Len(t, b.Hooks, 2)
+
+	keys := []string{"x", "y"}
+	o := Options{}.Apply(WithBatchKeys(keys...))
+	keys[0] = "changed"
+	assert.Equal(t, []string{"x", "y"}, o.BatchKeys)
+}

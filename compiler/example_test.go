@@ -67,3 +67,15 @@ func ExamplePartitions() {
 	// Output:
 	// 2
 }
+
+// A computation calls its hooks whether or not it is served with them:
+// Hook returns a function that does nothing for a hook nobody set.
+func ExampleOptions_Hook() {
+	var seen []any
+	o := compiler.Options{}.Apply(compiler.WithHook("progress", func(v any) { seen = append(seen, v) }))
+	o.Hook("progress")(1)
+	o.Hook("unset")(2) // nothing happens
+	fmt.Println(seen)
+	// Output:
+	// [1]
+}

@@ -28,6 +28,35 @@ type Options struct {
 	// tail). Options values are copied on write: With never changes a map
 	// another Options holds.
 	Extra map[string]any
+
+	// BatchKeys are the batch keys of the serving a partition belongs to
+	// (Nx's :batch_keys defn option): a serving process sets them on every
+	// partition's options before its module's Init, so that a module can
+	// compile one function per key. Run sets the key of its input's batch.
+	// Empty outside servings.
+	BatchKeys []string
+
+	// Hooks are functions a computation calls during an execution to emit
+	// intermediate values (Nx's :hooks defn option, used by streaming
+	// servings: see serving.(*Serving).Streaming). The serving sets one per
+	// declared hook on every partition's options; a hook called during an
+	// execution hands value — a container whose tensors keep the batch on
+	// axis 0 — to the callers of the batch, each its own rows, which they
+	// read later: the value must not change after the call. A hook must be
+	// called before the execution returns (from any goroutine). Read them
+	// with Hook. Options values are copied on write: WithHook never changes
+	// a map another Options holds.
+	Hooks map[string]func(value any)
+}
+
+// Hook returns the hook named name, or a function that does nothing when
+// there is none, so that a computation can call its hooks whether or not
+// it is served with them.
+func (o Options) Hook(name string) func(value any) {
+	if h := o.Hooks[name]; h != nil {
+		return h
+	}
+	return func(any) {}
 }
 
 // Option changes Options; pass them to Resolve, SetDefaultOptions or
@@ -50,6 +79,25 @@ func With(key string, value any) Option {
 		maps.Copy(extra, o.Extra)
 		extra[key] = value
 		o.Extra = extra
+	}
+}
+
+// WithBatchKeys sets BatchKeys.
+func WithBatchKeys(keys ...string) Option {
+	return func(o *Options) { o.BatchKeys = append([]string(nil), keys...) }
+}
+
+// WithHook sets the hook named name (nil removes it).
+func WithHook(name string, h func(value any)) Option {
+	return func(o *Options) {
+		hooks := make(map[string]func(any), len(o.Hooks)+1)
+		maps.Copy(hooks, o.Hooks)
+		if h == nil {
+			delete(hooks, name)
+		} else {
+			hooks[name] = h
+		}
+		o.Hooks = hooks
 	}
 }
 

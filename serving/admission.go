@@ -10,7 +10,7 @@ import (
 )
 
 // Admission: a serving takes at most maxQueue rows waiting (stacked or
-// queued, not yet running). Beyond it a caller gets an *OverloadedError at
+// queued, not yet running, of every batch key). Beyond it a caller gets an *OverloadedError at
 // once, or, when it asked to wait (WaitWhenFull), waits in a first-come
 // first-served line until its rows fit or its context ends. Without a
 // bound an open loop above capacity grows the queue, and the memory and
@@ -54,6 +54,7 @@ func (e *OverloadedError) Is(target error) bool { return target == ErrOverloaded
 // admission is a caller waiting for room.
 type admission struct {
 	r        *request
+	key      int
 	b        *batch.Batch
 	admitted chan struct{} // closed once its rows were stacked for it
 	done     bool          // admitted or given up; guarded by the engine's mu
@@ -105,8 +106,8 @@ func (e *engine) observeExecLocked(d time.Duration) {
 // waitForRoom puts r in the line and waits until the engine admits it
 // (admitWaitersLocked stacks its rows) or ctx ends. e.mu must be held; it
 // is released.
-func (e *engine) waitForRoom(ctx context.Context, r *request, b *batch.Batch) (*request, error) {
-	a := &admission{r: r, b: b, admitted: make(chan struct{})}
+func (e *engine) waitForRoom(ctx context.Context, r *request, key int, b *batch.Batch) (*request, error) {
+	a := &admission{r: r, key: key, b: b, admitted: make(chan struct{})}
 	e.waiters = append(e.waiters, a)
 	e.mu.Unlock()
 	select {
@@ -145,7 +146,7 @@ func (e *engine) admitWaitersLocked() {
 		e.waiters[0] = nil
 		e.waiters = e.waiters[1:]
 		a.done = true
-		e.pushLocked(a.r, a.b)
+		e.pushLocked(a.r, a.key, a.b)
 		close(a.admitted)
 	}
 }

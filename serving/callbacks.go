@@ -76,6 +76,53 @@ func callExec(module string, exec ExecFunc) (out, meta any, err error) {
 	return out, meta, nil
 }
 
+// preprocessInput runs client preprocessing for an input that may be a
+// stream: it returns a batch, or a source of batches (an input stream,
+// from the default preprocessing or ClientStreamPreprocessing), and the
+// client info.
+func preprocessInput(s *Serving, input any) (b *batch.Batch, src *source, info any, err error) {
+	switch {
+	case s.streamPre != nil:
+		sp := startSpan(Event{Name: PreprocessingStart, Input: input}, PreprocessingStop, PreprocessingException)
+		var seq BatchStream
+		seq, info, err = callStreamPreprocess(s.moduleName(), s.streamPre, input)
+		sp.end(Event{Input: input, Info: info, Err: err})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return nil, iterSource(seq), info, nil
+	case s.pre == nil:
+		if b, ok := input.(*batch.Batch); ok && b != nil {
+			if b.Size() == 0 {
+				return nil, nil, nil, ErrEmptyBatch
+			}
+			return b, nil, nil, nil
+		}
+		if src, ok := streamOf(input); ok {
+			return nil, src, nil, nil
+		}
+	}
+	b, info, err = preprocess(s, input)
+	return b, nil, info, err
+}
+
+func callStreamPreprocess(module string, pre StreamPreprocessFunc, input any) (seq BatchStream, info any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			seq, info, err = nil, nil, recovered(module, "ClientStreamPreprocessing", r)
+		}
+	}()
+	seq, info, err = pre(input)
+	switch {
+	case err != nil:
+		return nil, nil, callbackErr(module, "ClientStreamPreprocessing", err)
+	case seq == nil:
+		return nil, nil, callbackErr(module, "ClientStreamPreprocessing",
+			fmt.Errorf("%w: client stream preprocessing must return a BatchStream; got nil", ErrBadCallback))
+	}
+	return seq, info, nil
+}
+
 // preprocess runs client preprocessing (or checks that input is a batch)
 // with its telemetry span, and rejects empty batches.
 func preprocess(s *Serving, input any) (b *batch.Batch, info any, err error) {

@@ -37,6 +37,10 @@ type callOptions struct {
 	distPre  func(any) (any, error)
 	scope    string
 	waitRoom bool
+	// window bounds an input stream's batches in flight (0:
+	// DefaultInputWindow); an int32 next to waitRoom keeps callOptions,
+	// which every BatchedRun allocates, in its size class.
+	window int32
 }
 
 func (o callOptions) scopeName() string {
@@ -121,19 +125,23 @@ func localBatchedRun(ctx context.Context, nd node.Node, name string, input any, 
 	if err != nil {
 		return nil, err
 	}
-	return e.call(ctx, input, o.waitRoom)
+	return e.call(ctx, input, o)
 }
 
-// call runs input through the serving: client preprocessing, the batch,
-// client postprocessing, all in the caller's goroutine. With waitRoom a
-// full queue makes it wait for room (see WaitWhenFull).
-func (e *engine) call(ctx context.Context, input any, waitRoom bool) (any, error) {
-	b, info, err := preprocess(e.serving, input)
+// call runs input through the serving: client preprocessing, the batch
+// (or each batch of an input stream), client postprocessing, all in the
+// caller's goroutine. With o.waitRoom a full queue makes it wait for room
+// (see WaitWhenFull).
+func (e *engine) call(ctx context.Context, input any, o callOptions) (any, error) {
+	b, src, info, err := preprocessInput(e.serving, input)
 	if err != nil {
 		return nil, err
 	}
+	if src != nil {
+		return e.collectStream(ctx, src, info, o)
+	}
 	// A caller that cannot give up may run the batch its rows complete.
-	r, err := e.submit(ctx, b, ctx.Done() == nil, waitRoom)
+	r, err := e.submit(ctx, b, ctx.Done() == nil, o.waitRoom)
 	if err != nil {
 		return nil, err
 	}

@@ -31,7 +31,7 @@
 // that fires while every partition is busy lets the stack keep growing
 // until a partition frees up; a stale timer is ignored (Nx #1347); a
 // request larger than the batch size is split across batches, in order
-// (later Nx). HandleBatch is called for each batch, never concurrently,
+// (later Nx); each batch key has its own stack and timer (below). HandleBatch is called for each batch, never concurrently,
 // and the function it returns runs as a task on the partition.
 //
 // # How a local call works (and why not through ergo's mailbox)
@@ -87,6 +87,33 @@
 // its waiting callers with ErrNodeDown. Inputs and results cross nodes in
 // Nx's own term shape (actors/wire), as binaries, in messages carrying
 // every request queued for the same node.
+//
+// # Batch keys, streaming, input streams (later Nx)
+//
+// Options.BatchKeys gives a serving several batch keys (Nx v0.6): each
+// key has its own stack, timer and queue, a batch never mixes keys, and
+// ready batches of all keys take free partitions in the order they became
+// ready (Nx's in_queue), so no key starves another. Every partition's
+// compiler.Options carries the keys; NewKeyed compiles one function per
+// key.
+//
+// Stream and RunStream return a result as an iterator of StreamEvents: a
+// batch event per execution holding the caller's rows (in row order), each
+// preceded by the hook events of its execution when the serving was made
+// with Streaming(hooks...) — the computation calls compiler.Options.Hook
+// and each caller gets its own rows. With hooks a request is never split
+// across executions, as in Nx. Breaking out of the loop, or ctx ending,
+// takes the rows that have not run out of the serving.
+//
+// An input can be a stream of batches (BatchStream, or a channel): each
+// batch is a request of its own, pulled while fewer than InputWindow of
+// them are unanswered; BatchedRun concatenates the outputs, Stream yields
+// them. Serving.BatchSize makes Run split an input into executions of at
+// most that many rows (Nx v0.6.2's batch_size/2).
+//
+// Across nodes, stream events travel as they are produced (protocol.go),
+// an input stream goes batch by batch to one member, and Nx v0.6+ callers
+// of a streaming serving get Nx's own stream messages (nxhandler.go).
 //
 // # Telemetry
 //

@@ -87,10 +87,17 @@ type remoteCall struct {
 	// side (its node went down or stopped answering) instead of sending
 	// to reply: Nx-protocol calls wait on their spawn, not on reply.
 	abort func(error)
+	// stream, for a streaming call, receives its events and its end
+	// instead of reply.
+	stream *remoteStream
 }
 
 // fail ends the call with err.
 func (c *remoteCall) fail(err error) {
+	if c.stream != nil {
+		c.stream.finish(remoteReply{err: err})
+		return
+	}
 	if c.abort != nil {
 		c.abort(err)
 		return
@@ -98,10 +105,11 @@ func (c *remoteCall) fail(err error) {
 	c.reply <- remoteReply{err: err}
 }
 
-// remoteReply is the answer to a remoteCall.
+// remoteReply is the answer to a remoteCall, or one event of a stream.
 type remoteReply struct {
 	result any
 	err    error
+	event  *wireEvent
 }
 
 // runKey names a request being served here on behalf of another node.

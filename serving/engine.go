@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,9 +37,14 @@ type engineConfig struct {
 	partitions      []compiler.Options
 	clock           Clock
 	runner          taskRunner
-	// maxQueue bounds the rows waiting (stacked and queued); 0 or
-	// negative: no bound.
+	// maxQueue bounds the rows waiting (stacked and queued, every key);
+	// 0 or negative: no bound.
 	maxQueue int
+	// keys are the batch keys (nil: batch.DefaultKey alone).
+	keys []string
+	// hooks routes the hook calls of executions to their callers; nil
+	// for servings without streaming hooks.
+	hooks *hookRouter
 }
 
 // engine runs one serving: the state machine plus everything it needs
@@ -66,10 +72,14 @@ type engine struct {
 	handleMu sync.Mutex // serialises HandleBatch
 	state    any        // the module's state; guarded by handleMu
 
+	// keyIndex maps a batch key to its index in the machine; nil when the
+	// serving has only one key (the common case: a string comparison).
+	keyIndex map[string]int
+
 	mu      sync.Mutex // guards the fields below
 	m       *machine
-	stopped bool        // no more requests: the serving is stopping
-	disarm  func() bool // stops the armed timer
+	stopped bool          // no more requests: the serving is stopping
+	disarm  []func() bool // stops each key's armed timer
 	// tasks are the batches taken from the machine and not finished:
 	// starting, computing, or replying to their callers after their
 	// partition was freed. Shutdown waits for them.
@@ -113,15 +123,57 @@ func newEngine(cfg engineConfig, state any) *engine {
 	if cfg.runner == nil {
 		cfg.runner = goRunner{}
 	}
-	return &engine{
+	if len(cfg.keys) == 0 {
+		cfg.keys = []string{batch.DefaultKey}
+	}
+	e := &engine{
 		engineConfig: cfg,
 		module:       cfg.serving.module,
 		moduleName:   cfg.serving.moduleName(),
-		m:            newMachine(cfg.batchSize, len(cfg.partitions), cfg.clock.Now),
+		m:            newMachine(cfg.batchSize, len(cfg.partitions), len(cfg.keys), cfg.clock.Now),
+		disarm:       make([]func() bool, len(cfg.keys)),
 		state:        state,
 		tasks:        map[*task]struct{}{},
 		idle:         make(chan struct{}),
 	}
+	e.m.noSplit = cfg.hooks != nil
+	if len(cfg.keys) > 1 {
+		e.keyIndex = make(map[string]int, len(cfg.keys))
+		for i, k := range cfg.keys {
+			e.keyIndex[k] = i
+		}
+	}
+	return e
+}
+
+// keyOf returns the index of b's batch key, or ErrBatchKey.
+func (e *engine) keyOf(b *batch.Batch) (int, error) {
+	k := b.Key()
+	if e.keyIndex == nil {
+		if k == e.keys[0] {
+			return 0, nil
+		}
+	} else if i, ok := e.keyIndex[k]; ok {
+		return i, nil
+	}
+	return 0, unknownKey(k, e.keys)
+}
+
+// unknownKey is Nx's "unknown batch key: ... (expected one of ...)".
+func unknownKey(key string, keys []string) error {
+	sorted := slices.Clone(keys)
+	slices.Sort(sorted)
+	return fmt.Errorf("%w: %q (expected one of %q); set the batch's key with SetKey, or start the serving "+
+		"with that key in Options.BatchKeys", ErrBatchKey, key, sorted)
+}
+
+// checkSize turns away a batch a serving with hooks could not run whole.
+func (e *engine) checkSize(b *batch.Batch) error {
+	if e.hooks != nil && b.Size() > e.batchSize {
+		return fmt.Errorf("%w: batch size (%d) cannot exceed serving %q's batch size of %d when streaming hooks",
+			ErrBatchTooLarge, b.Size(), e.name, e.batchSize)
+	}
+	return nil
 }
 
 // submit stacks b for a caller and returns its request. Callers wait on
@@ -138,10 +190,18 @@ func newEngine(cfg engineConfig, state any) *engine {
 // an *OverloadedError at once, or, with waitRoom, waits until they fit or
 // ctx ends (admission.go).
 func (e *engine) submit(ctx context.Context, b *batch.Batch, inline, waitRoom bool) (*request, error) {
-	if b.Key() != batch.DefaultKey {
-		return nil, fmt.Errorf("%w: batch key %q: this serving has no batch keys; send batches with the default key", ErrBatchKey, b.Key())
+	return e.submitRequest(ctx, newRequest(b.Size()), b, inline, waitRoom)
+}
+
+// submitRequest is submit for a request the caller made (a streaming one).
+func (e *engine) submitRequest(ctx context.Context, r *request, b *batch.Batch, inline, waitRoom bool) (*request, error) {
+	key, err := e.keyOf(b)
+	if err != nil {
+		return nil, err
 	}
-	r := newRequest(b.Size())
+	if err := e.checkSize(b); err != nil {
+		return nil, err
+	}
 	e.mu.Lock()
 	if e.stopped {
 		e.mu.Unlock()
@@ -154,21 +214,24 @@ func (e *engine) submit(ctx context.Context, b *batch.Batch, inline, waitRoom bo
 			e.mu.Unlock()
 			return nil, err
 		}
-		return e.waitForRoom(ctx, r, b)
+		return e.waitForRoom(ctx, r, key, b)
 	}
-	e.pushLocked(r, b)
+	e.pushLocked(r, key, b)
 	e.unlockAndStart(inline)
 	return r, nil
 }
 
-// pushLocked admits r: it counts it and stacks its rows. e.mu must be
-// held.
-func (e *engine) pushLocked(r *request, b *batch.Batch) {
+// pushLocked admits r: it counts it and stacks its rows under key. e.mu
+// must be held.
+func (e *engine) pushLocked(r *request, key int, b *batch.Batch) {
 	e.nextID++
 	r.id = e.nextID
 	e.counters.Requests++
+	if r.stream != nil {
+		e.counters.Streamed++
+	}
 	r.answered = &e.answered
-	e.m.push(r, b)
+	e.m.push(r, key, b)
 }
 
 // noProc is the error of a request the stopping serving will not run.
@@ -211,12 +274,12 @@ func (e *engine) unlockAndStart(inline bool) {
 	for _, a := range e.m.takeActions() {
 		switch a.kind {
 		case actArm:
-			gen := a.gen
-			e.disarm = e.clock.AfterFunc(e.batchTimeout, func() { e.onTimeout(gen) })
+			key, gen := int(a.key), a.gen
+			e.disarm[key] = e.clock.AfterFunc(e.batchTimeout, func() { e.onTimeout(key, gen) })
 		case actDisarm:
-			if e.disarm != nil {
-				e.disarm()
-				e.disarm = nil
+			if d := e.disarm[a.key]; d != nil {
+				d()
+				e.disarm[a.key] = nil
 			}
 		case actExecute:
 			// Registered before mu is released, so that a shutdown that
@@ -233,14 +296,14 @@ func (e *engine) unlockAndStart(inline bool) {
 	}
 }
 
-// onTimeout is the timer's callback.
-func (e *engine) onTimeout(gen uint64) {
+// onTimeout is the callback of key's timer.
+func (e *engine) onTimeout(key int, gen uint64) {
 	e.mu.Lock()
 	if e.stopped {
 		e.mu.Unlock()
 		return
 	}
-	e.m.timeout(gen)
+	e.m.timeout(key, gen)
 	// A real timer's callback has a goroutine of its own with nothing else
 	// to do: the batch runs there. (An injected clock may call back from
 	// anywhere, a test's goroutine included.)
@@ -272,6 +335,7 @@ func (e *engine) startTask(t *task, inline bool) {
 		stats := BatchStats{
 			Serving:   e.name,
 			Node:      e.node,
+			Key:       merged.Key(),
 			Partition: t.partition,
 			Size:      t.size,
 			Padding:   merged.Padding(),
@@ -312,7 +376,15 @@ func (e *engine) finishLocked(t *task) {
 func (e *engine) runTask(t *task, exec ExecFunc, stats BatchStats) {
 	sp := startSpan(Event{Name: ExecuteStart, Module: e.moduleName, Batch: &stats}, ExecuteStop, ExecuteException)
 	start := e.clock.Now()
+	if e.hooks != nil {
+		e.hooks.enter(t)
+	}
 	value, meta, err := callExec(e.moduleName, exec)
+	if e.hooks != nil {
+		if herr := e.hooks.leave(t); herr != nil && err == nil {
+			err = callbackErr(e.moduleName, "execute", herr)
+		}
+	}
 	var out *output
 	if err == nil {
 		out, err = e.checkOutput(value, meta, t.size)
@@ -456,8 +528,11 @@ func (e *engine) stats() Stats {
 		BatchTimeout:   e.batchTimeout,
 		Partitions:     len(e.partitions),
 		StackedRows:    e.m.stackedRows(),
-		QueuedBatches:  e.m.queuedBatches(),
+		QueuedBatches:  e.m.queuedBatchCount(),
 		QueuedRows:     e.m.queuedRows(),
+		Keys:           e.keyStatsLocked(),
+		Streaming:      e.serving.streaming,
+		Hooks:          e.serving.Hooks(),
 		BusyPartitions: e.computing,
 		Waiting:        int(e.counters.Requests - e.answered.Load()),
 		WaitingForRoom: len(e.waiters),
@@ -465,4 +540,14 @@ func (e *engine) stats() Stats {
 		Stopped:        e.stopped,
 		Counters:       e.counters,
 	}
+}
+
+// keyStatsLocked describes every batch key. e.mu must be held.
+func (e *engine) keyStatsLocked() []KeyStats {
+	ks := make([]KeyStats, len(e.keys))
+	for i, k := range e.keys {
+		ks[i].Key = k
+		ks[i].StackedRows, ks[i].QueuedBatches, ks[i].QueuedRows = e.m.keyStats(i)
+	}
+	return ks
 }

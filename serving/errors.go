@@ -11,8 +11,8 @@ import (
 var (
 	// ErrNotBatch is returned when a serving without ClientPreprocessing
 	// is given an input that is not a *batch.Batch.
-	ErrNotBatch = errors.New("serving: the default client preprocessing expects a *batch.Batch as input; " +
-		"give a batch or set a ClientPreprocessing")
+	ErrNotBatch = errors.New("serving: the default client preprocessing expects a *batch.Batch or an input stream " +
+		"(serving.BatchStream, <-chan *batch.Batch) as input; give one or set a ClientPreprocessing")
 
 	// ErrEmptyBatch is returned for a batch without rows.
 	ErrEmptyBatch = errors.New("serving: cannot run with an empty batch")
@@ -35,7 +35,8 @@ type CallbackError struct {
 	// Module is the Go type of the serving's module.
 	Module string
 	// Callback is the failing call: "Init", "HandleBatch", "execute" (the
-	// function HandleBatch returned), "ClientPreprocessing",
+	// function HandleBatch returned, or a hook it called),
+	// "ClientPreprocessing", "ClientStreamPreprocessing",
 	// "ClientPostprocessing" or "DistributedPostprocessing".
 	Callback string
 	// Err is the cause.
@@ -83,9 +84,25 @@ var (
 	// running when the serving's Shutdown time ran out.
 	ErrShutdownTimeout = errors.New("serving: shutdown timed out before the batch finished")
 
-	// ErrBatchKey is returned for a batch whose key the serving does not
-	// have.
+	// ErrBatchKey is returned for a batch whose key is not one of the
+	// serving's Options.BatchKeys.
 	ErrBatchKey = errors.New("serving: unknown batch key")
+
+	// ErrBatchTooLarge is returned for a batch larger than the serving's
+	// batch size where it cannot be split: a request to a serving with
+	// streaming hooks, or a batch of an input stream.
+	ErrBatchTooLarge = errors.New("serving: batch larger than the serving's batch size")
+
+	// ErrStreamingHooks is returned for an input stream sent to a serving
+	// with streaming hooks: hooks stream per execution, and a request with
+	// hooks must be one batch.
+	ErrStreamingHooks = errors.New("serving: streaming hooks do not support input streaming; input must be a *batch.Batch")
+
+	// ErrInputStream is returned when an input stream fails: it yields an
+	// error (wrapped), panics (a *PanicError, wrapped) or a value that is
+	// not a non-empty batch. The rows of its batches already in the
+	// serving are taken out.
+	ErrInputStream = errors.New("serving: input stream failed")
 )
 
 // DownError is the error of callers whose batch failed: its execution (or

@@ -99,3 +99,44 @@ func (defaultModule) HandleBatch(b *batch.Batch, partition int, state any) (Exec
 		return out, DefaultMetadata, err
 	}, state, nil
 }
+
+// keyedModule is the module of servings made with NewKeyed (Nx's
+// Nx.Serving.Default with a two-arity function): Init compiles one
+// function per batch key on every partition, HandleBatch runs the one of
+// the batch's key on its partition.
+type keyedModule struct{}
+
+func (keyedModule) Init(_ Kind, arg any, partitions []compiler.Options) (any, error) {
+	compile := arg.(KeyedCompileFunc)
+	funcs := make([]map[string]compiler.Func, len(partitions))
+	for i, opts := range partitions {
+		keys := opts.BatchKeys
+		if len(keys) == 0 {
+			keys = []string{batch.DefaultKey}
+		}
+		funcs[i] = make(map[string]compiler.Func, len(keys))
+		for _, key := range keys {
+			f, err := compile(key, opts)
+			if err != nil {
+				return nil, fmt.Errorf("compile batch key %q on partition %d: %w", key, i, err)
+			}
+			if f == nil {
+				return nil, fmt.Errorf("%w: the function given to serving.NewKeyed must return a compiled "+
+					"function (compiler.Func); got nil for batch key %q on partition %d", ErrBadCallback, key, i)
+			}
+			funcs[i][key] = f
+		}
+	}
+	return funcs, nil
+}
+
+func (keyedModule) HandleBatch(b *batch.Batch, partition int, state any) (ExecFunc, any, error) {
+	f, ok := state.([]map[string]compiler.Func)[partition][b.Key()]
+	if !ok {
+		return nil, state, fmt.Errorf("%w: %q has no compiled function", ErrBatchKey, b.Key())
+	}
+	return func() (any, any, error) {
+		out, err := f(b)
+		return out, DefaultMetadata, err
+	}, state, nil
+}

@@ -29,6 +29,14 @@ import (
 //	                   (RuntimeError, or ArgumentError for input the
 //	                   serving cannot take) that the caller re-raises.
 //
+// A streaming serving (Serving.Streaming) called by an Nx v0.6+ caller
+// (function /4, which names the caller's pid) streams as Nx's own
+// __distributed_batched_run__ does: it sends the caller {Ref, streaming},
+// then {Ref, {batch, Output, Metadata}} and {Ref, {Hook, Value}} events,
+// and exits {Ref, streaming}; a failure after the first event exits with
+// the failure's reason, which the caller's stream raises. Nx v0.5 callers
+// (/3) get the whole result: they cannot read a stream.
+//
 // The caller reads the result from the DOWN of its monitor, so the
 // process's exit reason is a term of any size: erldist carries it (see
 // erldist.RawTermReason), which ergo's own distribution could not.
@@ -70,7 +78,7 @@ func (h *nxHandler) ProcessLoop(ps gen.ProcessState, started chan<- bool) string
 	if opts, ok := ps.Env(node.EnvKeyRemoteSpawn).(gen.RemoteSpawnOptions); ok {
 		function = opts.Function
 	}
-	reason, err := serveNx(ps.Context(), ps.NodeName(), function, req.args)
+	reason, err := serveNx(ps.Context(), ps.NodeName(), function, req.args, ps.Send)
 	if err != nil {
 		// The reason itself could not be encoded (a result that cannot
 		// cross nodes): say so instead.
@@ -83,9 +91,10 @@ func (h *nxHandler) ProcessLoop(ps gen.ProcessState, started chan<- bool) string
 	return reason
 }
 
-// serveNx runs one spawned request and returns its exit reason.
-func serveNx(ctx context.Context, nodeName, function string, args []etf.Term) (string, error) {
-	ref, name, input, ok := nxArgs(function, args)
+// serveNx runs one spawned request and returns its exit reason; send
+// sends the events of a streaming serving to the caller.
+func serveNx(ctx context.Context, nodeName, function string, args []etf.Term, send func(any, etf.Term) error) (string, error) {
+	client, ref, name, input, ok := nxArgs(function, args)
 	if !ok {
 		return erldist.TermReason(nxUndefReason(function, args))
 	}
@@ -97,7 +106,10 @@ func serveNx(ctx context.Context, nodeName, function string, args []etf.Term) (s
 	if err != nil {
 		return erldist.TermReason(nxExitReason(err))
 	}
-	res, err := e.call(ctx, in, false)
+	if pid, ok := client.(etf.Pid); ok && e.serving.streaming {
+		return serveNxStream(ctx, e, pid, ref, in, send)
+	}
+	res, err := e.call(ctx, in, callOptions{})
 	if err == nil {
 		res, err = distributedPostprocess(e.serving, res)
 	}
@@ -123,16 +135,82 @@ func nxUndefReason(function string, args []etf.Term) etf.Term {
 
 // nxArgs reads __distributed_batched_run__'s arguments: [Ref, Name,
 // Input] (Nx v0.5) or [ClientPid, Ref, Name, Input] (Nx v0.6 and later);
-// ok is false for any other function or arity. The client pid is only
-// used by streaming servings, which ergonx does not offer to Nx callers.
-// A name that is not an atom names no serving: it comes back as "".
-func nxArgs(function string, args []etf.Term) (ref etf.Term, name string, input etf.Term, ok bool) {
+// ok is false for any other function or arity. The client pid (nil for
+// v0.5) receives the events of a streaming serving. A name that is not an
+// atom names no serving: it comes back as "".
+func nxArgs(function string, args []etf.Term) (client, ref etf.Term, name string, input etf.Term, ok bool) {
 	if function != nxFunction || (len(args) != 3 && len(args) != 4) {
-		return nil, "", nil, false
+		return nil, nil, "", nil, false
 	}
 	if len(args) == 4 {
-		args = args[1:]
+		client, args = args[0], args[1:]
 	}
 	atom, _ := args[1].(etf.Atom)
-	return args[0], string(atom), args[2], true
+	return client, args[0], string(atom), args[2], true
+}
+
+// serveNxStream streams a request to an Nx v0.6+ caller (see the top of
+// this file). {Ref, streaming} goes out before the first event, so that a
+// request refused at once (a wrong key, an input the serving cannot take)
+// exits with its reason as a non-streaming one does, and the caller raises
+// it.
+func serveNxStream(ctx context.Context, e *engine, client etf.Pid, ref etf.Term, in any, send func(any, etf.Term) error) (string, error) {
+	started := false
+	begin := func() error {
+		if started {
+			return nil
+		}
+		started = true
+		return send(client, etf.Tuple{ref, etf.Atom("streaming")})
+	}
+	var sendErr error
+	err := e.stream(ctx, in, callOptions{}, func(ev StreamEvent) bool {
+		term, err := nxEvent(e.serving, ev)
+		if err == nil {
+			err = begin()
+		}
+		if err == nil {
+			err = send(client, etf.Tuple{ref, term})
+		}
+		if err != nil {
+			sendErr = err
+			return false
+		}
+		return true
+	})
+	if sendErr != nil {
+		err = sendErr
+	}
+	if err == nil {
+		err = begin()
+	}
+	if err != nil {
+		return erldist.TermReason(nxExitReason(err))
+	}
+	return erldist.TermReason(etf.Tuple{ref, etf.Atom("streaming")})
+}
+
+// nxEvent is an event in Nx's form: {batch, Output, Metadata} after the
+// serving's distributed postprocessing, or {Hook, Value}.
+func nxEvent(s *Serving, ev StreamEvent) (etf.Term, error) {
+	if ev.Hook != "" {
+		v, err := wire.Encode(ev.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: the value of hook %q for an Nx caller: %v", ErrWire, ev.Hook, err)
+		}
+		return etf.Tuple{etf.Atom(ev.Hook), v}, nil
+	}
+	res, err := distributedPostprocess(s, ev.Value)
+	if err != nil {
+		return nil, err
+	}
+	v, err := wire.Encode(res)
+	if err != nil {
+		return nil, fmt.Errorf("%w: an event for an Nx caller: %v", ErrWire, err)
+	}
+	meta, err := wire.Encode(ev.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the metadata of an event for an Nx caller: %v", ErrWire, err)
+	}
+	return etf.Tuple{etf.Atom("batch"), v, meta}, nil
 }

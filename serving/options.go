@@ -3,10 +3,12 @@ package serving
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ergo-services/ergo/node"
 
+	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/compiler"
 )
 
@@ -41,8 +43,20 @@ type Options struct {
 	Serving *Serving
 
 	// BatchSize is the most rows a batch holds. Requests larger than it
-	// are split across batches, in order. 0 means DefaultBatchSize (1).
+	// are split across batches, in order. 0 means the Serving's BatchSize
+	// if set, else DefaultBatchSize (1); a value different from the
+	// Serving's BatchSize is an error (ErrConflictingBatchSize).
 	BatchSize int
+
+	// BatchKeys are the batch keys the serving accepts (Nx's
+	// :batch_keys): each key has its own stack, timer and queue, a batch
+	// never mixes keys, and batches of all keys share the partitions in
+	// the order they became ready. A request whose batch has another key
+	// (batch.Batch.Key) fails with ErrBatchKey. Every partition's
+	// compiler.Options carries them (BatchKeys), so that the module can
+	// compile a function per key (see NewKeyed). Empty means
+	// batch.DefaultKey alone.
+	BatchKeys []string
 
 	// BatchTimeout is how long the first rows of a batch wait for more
 	// before the batch runs anyway. 0 means DefaultBatchTimeout (100 ms).
@@ -84,11 +98,13 @@ type Options struct {
 // Errors of Start.
 var (
 	// ErrInvalidOptions is returned by Start and ChildSpec for options
-	// that cannot start a serving.
+	// that cannot start a serving, and by every use of a Serving a builder
+	// made invalid (Streaming called twice, BatchSize not positive).
 	ErrInvalidOptions = errors.New("serving: invalid options")
 
 	// ErrConflictingBatchSize is returned by Start when Options.BatchSize
-	// and the Serving's ProcessOptions.BatchSize are both set and differ.
+	// and the Serving's ProcessOptions.BatchSize or BatchSize are set and
+	// differ.
 	ErrConflictingBatchSize = errors.New("serving: conflicting batch sizes")
 
 	// ErrAlreadyStarted is returned by Start when a process already runs
@@ -109,6 +125,7 @@ type config struct {
 	weight       int
 	maxQueue     int // 0: the default for the partition count; negative: none
 	clock        Clock
+	keys         []string
 }
 
 // resolve merges o with the Serving's process options and the defaults,
@@ -120,16 +137,28 @@ func (o Options) resolve(nd node.Node) (*config, error) {
 	if o.Serving == nil {
 		return nil, fmt.Errorf("%w: Serving is required (serving %q)", ErrInvalidOptions, o.Name)
 	}
+	if err := o.Serving.misuse; err != nil {
+		return nil, fmt.Errorf("serving %q: %w", o.Name, err)
+	}
 	p := o.Serving.process
 	if o.BatchSize != 0 && p.BatchSize != 0 && o.BatchSize != p.BatchSize {
 		return nil, fmt.Errorf("%w: BatchSize has been set when starting serving %q (%d) but a conflicting value "+
 			"was already set on the Serving (%d); remove one of them", ErrConflictingBatchSize, o.Name, o.BatchSize, p.BatchSize)
 	}
+	if sb, ob := o.Serving.batchSize, first(o.BatchSize, p.BatchSize); sb != 0 && ob != 0 && sb != ob {
+		return nil, fmt.Errorf("%w: the batch size set with Serving.BatchSize (%d) does not match the batch size "+
+			"given to serving %q (%d); remove one of them", ErrConflictingBatchSize, sb, o.Name, ob)
+	}
+	keys, err := resolveKeys(o.Name, first2(o.BatchKeys, p.BatchKeys))
+	if err != nil {
+		return nil, err
+	}
 	c := &config{
 		node:         nd,
 		name:         o.Name,
 		serving:      o.Serving,
-		batchSize:    first(o.BatchSize, p.BatchSize, DefaultBatchSize),
+		keys:         keys,
+		batchSize:    first(o.Serving.batchSize, o.BatchSize, p.BatchSize, DefaultBatchSize),
 		batchTimeout: first(o.BatchTimeout, p.BatchTimeout, DefaultBatchTimeout),
 		partitions:   o.Partitions || p.Partitions,
 		shutdown:     first(o.Shutdown, p.Shutdown, DefaultShutdown),
@@ -149,6 +178,32 @@ func (o Options) resolve(nd node.Node) (*config, error) {
 		return nil, fmt.Errorf("%w: DistributionWeight must be a positive integer, got %d (serving %q)", ErrInvalidOptions, c.weight, o.Name)
 	}
 	return c, nil
+}
+
+// resolveKeys validates batch keys: distinct and non-empty; none means
+// batch.DefaultKey alone.
+func resolveKeys(name string, keys []string) ([]string, error) {
+	if len(keys) == 0 {
+		return []string{batch.DefaultKey}, nil
+	}
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if k == "" || seen[k] {
+			return nil, fmt.Errorf("%w: BatchKeys must be distinct non-empty keys, got %q (serving %q)", ErrInvalidOptions, keys, name)
+		}
+		seen[k] = true
+	}
+	return slices.Clone(keys), nil
+}
+
+// first2 returns the first non-empty slice.
+func first2[T any](vs ...[]T) []T {
+	for _, v := range vs {
+		if len(v) > 0 {
+			return v
+		}
+	}
+	return nil
 }
 
 // first returns the first non-zero value.
@@ -174,10 +229,19 @@ func (c *config) queueBound(partitions int) int {
 	return max(MinDefaultMaxQueue, DefaultMaxQueueBatches*c.batchSize*partitions)
 }
 
-// partitionOptions returns one compiler.Options per partition.
+// partitionOptions returns one compiler.Options per partition, each with
+// the serving's batch keys (as Nx puts :batch_keys in each partition's
+// defn options).
 func (c *config) partitionOptions() ([]compiler.Options, error) {
-	if !c.partitions {
-		return []compiler.Options{c.serving.defn}, nil
+	parts := []compiler.Options{c.serving.defn}
+	if c.partitions {
+		var err error
+		if parts, err = compiler.Partitions(c.serving.defn); err != nil {
+			return nil, err
+		}
 	}
-	return compiler.Partitions(c.serving.defn)
+	for i := range parts {
+		parts[i].BatchKeys = slices.Clone(c.keys)
+	}
+	return parts, nil
 }

@@ -34,6 +34,14 @@ import (
 //     request larger than the bound was admitted into an empty queue), and
 //     a request is turned away with ErrOverloaded exactly when its rows
 //     would pass the bound while others wait;
+//   - with batch keys, no batch mixes keys, and every key's rows run;
+//   - a streaming caller's batch events hold exactly its rows, doubled,
+//     in order (a failed one's events are a prefix of them);
+//   - with streaming hooks, a request is never split across batches,
+//     one larger than the batch size is turned away with
+//     ErrBatchTooLarge, and a streaming caller gets the hook's event
+//     (its input rows) before each batch event;
+//   - the machine's bookkeeping holds after every step (machine.check);
 //   - at the end nobody waits and no partition is busy.
 
 // propModule is executeSync with bookkeeping for the property test: each
@@ -44,16 +52,22 @@ type propModule struct {
 	executions chan execution
 }
 
-func (*propModule) Init(Kind, any, []compiler.Options) (any, error) { return nil, nil }
+// Init keeps the partitions' options: their hook, when the schedule
+// has hooks, is called with each execution's input.
+func (*propModule) Init(_ Kind, _ any, partitions []compiler.Options) (any, error) {
+	return partitions, nil
+}
 
 func (m *propModule) HandleBatch(b *batch.Batch, partition int, state any) (ExecFunc, any, error) {
 	m.dispatched.Add(1)
+	hook := state.([]compiler.Options)[partition].Hook("h")
 	return func() (any, any, error) {
 		in, err := b.Materialize()
 		if err != nil {
 			return nil, nil, err
 		}
-		x := execution{partition: partition, size: b.Size(), pad: b.Padding(), release: make(chan bool)}
+		hook(in)
+		x := execution{partition: partition, key: b.Key(), size: b.Size(), pad: b.Padding(), release: make(chan bool)}
 		if x.size > 0 {
 			x.input = floats(nopTB{}, in)[:x.size]
 		}
@@ -74,6 +88,8 @@ func (nopTB) Helper() {}
 // propRequest is the model's view of one request.
 type propRequest struct {
 	r         *request
+	key       string
+	stream    bool      // the caller streams
 	values    []float32 // its input rows
 	rejected  error     // submit failed
 	cancelled bool      // cancelled by the schedule before it was answered
@@ -99,6 +115,8 @@ type propRun struct {
 	freed    chan int
 	shutdown chan struct{} // closed when engine.shutdown returned
 	stopping bool
+	keys     []string
+	hooks    bool // the serving has a streaming hook: requests are never split
 }
 
 func TestPropertyEveryRequestGetsExactlyOneAnswer(t *testing.T) {
@@ -115,12 +133,19 @@ func TestPropertyEveryRequestGetsExactlyOneAnswer(t *testing.T) {
 		}
 		partitions := rapid.IntRange(1, 3).Draw(rt, "partitions")
 		p.maxQueue = rapid.IntRange(0, 2*p.limit+2).Draw(rt, "maxQueue")
+		p.keys = []string{batch.DefaultKey, "k1", "k2"}[:rapid.IntRange(1, 3).Draw(rt, "keys")]
+		p.hooks = rapid.IntRange(0, 3).Draw(rt, "hooks?") == 0
 		parts := make([]compiler.Options, partitions)
+		var router *hookRouter
+		if p.hooks {
+			router = newHookRouter(partitions)
+			parts = router.withHooks(parts, []string{"h"})
+		}
 		p.e = newEngine(engineConfig{
 			name: "prop", serving: NewModule(p.mod, nil), batchSize: p.limit,
 			batchTimeout: time.Millisecond, shutdownTimeout: 10 * time.Second,
-			partitions: parts, clock: p.clock,
-		}, nil)
+			partitions: parts, clock: p.clock, keys: p.keys, hooks: router,
+		}, parts)
 		p.e.testHookTaskDone = func(int) { p.freed <- 1 }
 		p.e.maxQueue = p.maxQueue
 
@@ -197,15 +222,26 @@ func (p *propRun) submit(size int) {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	pr := &propRequest{values: values}
+	pr := &propRequest{values: values, key: p.keys[rapid.IntRange(0, len(p.keys)-1).Draw(p.t, "key")]}
+	pr.stream = rapid.Bool().Draw(p.t, "stream?")
+	b.SetKey(pr.key)
 	for _, v := range values {
 		p.owner[v] = pr
 	}
 	p.reqs = append(p.reqs, pr)
 	before := p.waitingRows()
-	pr.r, pr.rejected = p.e.submit(context.Background(), b, false, false)
+	r := newRequest(size)
+	if pr.stream {
+		r = newStreamRequest(size)
+	}
+	pr.r, pr.rejected = p.e.submitRequest(context.Background(), r, b, false, false)
 	full := p.maxQueue > 0 && before > 0 && before+size > p.maxQueue
+	tooLarge := p.hooks && size > p.limit
 	switch {
+	case tooLarge:
+		if !errors.Is(pr.rejected, ErrBatchTooLarge) {
+			p.t.Fatalf("%d rows with hooks and batch size %d: got %v, want ErrBatchTooLarge", size, p.limit, pr.rejected)
+		}
 	case pr.rejected == nil:
 		if full {
 			p.t.Fatalf("%d rows admitted with %d waiting and a bound of %d", size, before, p.maxQueue)
@@ -235,6 +271,14 @@ func (p *propRun) waitingRows() int {
 // settle collects the announcements of every batch dispatched so far.
 func (p *propRun) settle() {
 	defer p.waitingRows()
+	defer func() {
+		p.e.mu.Lock()
+		err := p.e.m.check()
+		p.e.mu.Unlock()
+		if err != nil {
+			p.t.Fatalf("machine: %v", err)
+		}
+	}()
 	for p.seen < p.mod.dispatched.Load() {
 		select {
 		case x := <-p.mod.executions:
@@ -255,13 +299,26 @@ func (p *propRun) observe(x execution) {
 	if x.size < 1 || x.size > p.limit {
 		p.t.Fatalf("batch of %d rows with batch size %d", x.size, p.limit)
 	}
+	inBatch := map[*propRequest]int{}
 	for _, v := range x.input {
 		if p.ran[v] {
 			p.t.Fatalf("row %v ran twice", v)
 		}
 		p.ran[v] = true
-		if pr := p.owner[v]; pr.cancelled {
+		pr := p.owner[v]
+		if pr.cancelled {
 			p.t.Fatalf("row %v started after its request was cancelled", v)
+		}
+		if pr.key != x.key {
+			p.t.Fatalf("row %v of key %q ran in a batch of key %q", v, pr.key, x.key)
+		}
+		inBatch[pr]++
+	}
+	if p.hooks {
+		for pr, n := range inBatch {
+			if n != len(pr.values) {
+				p.t.Fatalf("with hooks, %d of a request's %d rows ran in one batch: it was split", n, len(pr.values))
+			}
 		}
 	}
 	p.started = append(p.started, x)
@@ -323,7 +380,13 @@ func (p *propRun) check() {
 		if !isDone(pr.r) {
 			p.t.Fatalf("request %d (%v) was never answered", i, pr.values)
 		}
-		out, _, err := pr.r.result()
+		var out any
+		var err error
+		if pr.stream {
+			out, err = p.streamed(i, pr)
+		} else {
+			out, _, err = pr.r.result()
+		}
 		switch {
 		case err == nil:
 			got := floats(nopTB{}, out)
@@ -358,4 +421,61 @@ func (p *propRun) check() {
 	if st.Waiting != 0 || st.BusyPartitions != 0 {
 		p.t.Fatalf("after the end: %d callers waiting, %d partitions busy", st.Waiting, st.BusyPartitions)
 	}
+}
+
+// streamed checks a streaming request's events and returns its rows as
+// one tensor (or its error): hook events (with hooks) hold its input rows
+// and come right before each batch event; batch events hold its rows,
+// doubled, in order, a prefix of them when it failed.
+func (p *propRun) streamed(i int, pr *propRequest) (any, error) {
+	evs, finished, err := pr.r.take()
+	if !finished {
+		p.t.Fatalf("request %d: stream not over", i)
+	}
+	var parts []any
+	var got []float32
+	pendingHook := false
+	for _, e := range evs {
+		rows, rerr := e.p.out.slicer.Rows(e.p.start, e.p.size)
+		if rerr != nil {
+			p.t.Fatalf("request %d: %v", i, rerr)
+		}
+		xs := floats(nopTB{}, rows)
+		if e.hook != "" {
+			if !p.hooks || e.hook != "h" || pendingHook {
+				p.t.Fatalf("request %d: unexpected hook event %q", i, e.hook)
+			}
+			want := pr.values[len(got) : len(got)+len(xs)]
+			if !slices.Equal(xs, want) {
+				p.t.Fatalf("request %d: hook rows %v, want %v", i, xs, want)
+			}
+			pendingHook = true
+			continue
+		}
+		if p.hooks && !pendingHook {
+			p.t.Fatalf("request %d: batch event without its hook event", i)
+		}
+		pendingHook = false
+		for j, v := range xs {
+			if k := len(got) + j; k >= len(pr.values) || v != 2*pr.values[k] {
+				p.t.Fatalf("request %d: batch event rows %v out of order (values %v, so far %v)", i, xs, pr.values, got)
+			}
+		}
+		got = append(got, xs...)
+		parts = append(parts, rows)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(got) != len(pr.values) {
+		p.t.Fatalf("request %d: streamed %d rows of %d", i, len(got), len(pr.values))
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	out, cerr := batch.ConcatRows(parts...)
+	if cerr != nil {
+		p.t.Fatalf("request %d: %v", i, cerr)
+	}
+	return out, nil
 }

@@ -17,11 +17,22 @@ import (
 // encoder loops forever on a top-level empty one):
 //
 //	{ergonx_run,    From, [{Id, ServingName, Input}]}   caller → serving node
+//	{ergonx_stream, From, [{Id, ServingName, Input}]}   caller → serving node
 //	{ergonx_cancel, From, [Id]}                          caller → serving node
 //	{ergonx_reply,  From, [{Id, ok, Result} |            serving node → caller
+//	                       {Id, batch, Value, Metadata} |
+//	                       {Id, hook, HookName, Value} |
 //	                       {Id, error, Kind, Message} |
 //	                       {Id, error, overloaded, Message,
 //	                        {Waiting, Rows, MaxQueue, RetryAfterNanos}}]}
+//
+// A stream request (Stream) is answered with its events as they are
+// produced — batch and hook items, in order, Value and Metadata as wire
+// binaries like results — then {Id, ok, Count}, Count being the number of
+// events sent, so that the caller knows none was lost (ergo drops what
+// reaches a full mailbox), or an error item. Items of one request travel
+// in order: they leave through one outbox per destination node, and ergo
+// keeps the order of messages between two processes.
 //
 // Ids are the caller endpoint's own 64-bit counter; names travel as atoms;
 // inputs and results as binaries holding the wire codec's Nx term shape in
@@ -33,10 +44,13 @@ import (
 // atoms of at most 255 characters and silently drops longer ones.
 const (
 	tagRun    = etf.Atom("ergonx_run")
+	tagStream = etf.Atom("ergonx_stream")
 	tagCancel = etf.Atom("ergonx_cancel")
 	tagReply  = etf.Atom("ergonx_reply")
 	atomOK    = etf.Atom("ok")
 	atomError = etf.Atom("error")
+	atomBatch = etf.Atom("batch")
+	atomHook  = etf.Atom("hook")
 )
 
 // outbox queues items for one tag and destination node. The first item
@@ -108,7 +122,7 @@ func (o *outbox) flush() {
 
 // sendFailed fails the callers of run items that could not be sent.
 func (ep *endpoint) sendFailed(node string, tag etf.Atom, items etf.List, err error) {
-	if tag != tagRun {
+	if tag != tagRun && tag != tagStream {
 		return // a lost reply or cancel: the peer's callers see the node down
 	}
 	for _, it := range items {
@@ -133,8 +147,20 @@ func (ep *endpoint) answer(id uint64, node string, r remoteReply) {
 		ep.mu.Unlock()
 		return
 	}
+	if r.event != nil {
+		// An event of a stream: the call goes on.
+		ep.mu.Unlock()
+		if c.stream != nil {
+			c.stream.push(*r.event)
+		}
+		return
+	}
 	ep.removeLocked(id, c)
 	ep.mu.Unlock()
+	if c.stream != nil {
+		c.stream.finish(r)
+		return
+	}
 	c.reply <- r
 }
 
@@ -144,32 +170,48 @@ func (ep *endpoint) answer(id uint64, node string, r remoteReply) {
 // not run.
 func (ep *endpoint) call(ctx context.Context, node, name string, input []byte) (etf.Term, error) {
 	c := &remoteCall{node: node, reply: make(chan remoteReply, 1)}
-	ep.mu.Lock()
-	if ep.stopped {
-		ep.mu.Unlock()
-		return nil, fmt.Errorf("%w: node %s", ErrNoEndpoint, ep.node)
+	id, err := ep.send(c, tagRun, name, input)
+	if err != nil {
+		return nil, err
 	}
-	id := ep.addLocked(c)
-	_, watched := ep.watching[node]
-	ep.mu.Unlock()
-	if !watched {
-		ep.watch(node)
-	}
-	ep.outboxFor(node, tagRun).put(etf.Tuple{int64(id), etf.Atom(name), input})
 	select {
 	case r := <-c.reply:
 		return r.result, r.err
 	case <-ctx.Done():
-		ep.mu.Lock()
-		waiting := ep.pending[id] == c
-		if waiting {
-			ep.removeLocked(id, c)
-		}
-		ep.mu.Unlock()
-		if waiting {
-			ep.outboxFor(node, tagCancel).put(int64(id))
-		}
+		ep.abandon(id, c)
 		return nil, ctx.Err()
+	}
+}
+
+// send records c as pending and sends its request (tag tagRun or
+// tagStream) to c.node.
+func (ep *endpoint) send(c *remoteCall, tag etf.Atom, name string, input []byte) (uint64, error) {
+	ep.mu.Lock()
+	if ep.stopped {
+		ep.mu.Unlock()
+		return 0, fmt.Errorf("%w: node %s", ErrNoEndpoint, ep.node)
+	}
+	id := ep.addLocked(c)
+	_, watched := ep.watching[c.node]
+	ep.mu.Unlock()
+	if !watched {
+		ep.watch(c.node)
+	}
+	ep.outboxFor(c.node, tag).put(etf.Tuple{int64(id), etf.Atom(name), input})
+	return id, nil
+}
+
+// abandon forgets call id (its caller gave up) and tells the serving node,
+// which takes its rows out if they have not run.
+func (ep *endpoint) abandon(id uint64, c *remoteCall) {
+	ep.mu.Lock()
+	waiting := ep.pending[id] == c
+	if waiting {
+		ep.removeLocked(id, c)
+	}
+	ep.mu.Unlock()
+	if waiting {
+		ep.outboxFor(c.node, tagCancel).put(int64(id))
 	}
 }
 
@@ -311,9 +353,9 @@ func (ep *endpoint) handle(m etf.Tuple) error {
 	ep.heardLocked(string(from.Node), time.Now())
 	ep.mu.Unlock()
 	switch tag {
-	case tagRun:
+	case tagRun, tagStream:
 		for _, it := range items {
-			if err := ep.startRun(from, it); err != nil {
+			if err := ep.startRun(from, it, tag == tagStream); err != nil {
 				return err
 			}
 		}
@@ -344,8 +386,9 @@ func (ep *endpoint) handle(m etf.Tuple) error {
 	return nil
 }
 
-// startRun starts serving one request from another node.
-func (ep *endpoint) startRun(from etf.Pid, it etf.Term) error {
+// startRun starts serving one request from another node (streamed to
+// the caller with stream).
+func (ep *endpoint) startRun(from etf.Pid, it etf.Term, stream bool) error {
 	t, ok := it.(etf.Tuple)
 	if !ok || len(t) != 3 {
 		return fmt.Errorf("run: item is %T, not {Id, Name, Input}", it)
@@ -369,7 +412,16 @@ func (ep *endpoint) startRun(from etf.Pid, it etf.Term) error {
 	ep.running[k] = cancel
 	ep.mu.Unlock()
 	go func() {
-		reply := ep.serve(ctx, string(name), t[2], from.Node == etf.Atom(ep.node))
+		local := from.Node == etf.Atom(ep.node)
+		var reply etf.Tuple
+		if stream {
+			out := ep.outboxFor(string(from.Node), tagReply)
+			reply = ep.serveStream(ctx, string(name), t[2], local, func(item etf.Tuple) {
+				out.put(append(etf.Tuple{int64(id)}, item...))
+			})
+		} else {
+			reply = ep.serve(ctx, string(name), t[2], local)
+		}
 		ep.mu.Lock()
 		delete(ep.running, k)
 		ep.mu.Unlock()
@@ -418,6 +470,12 @@ func errorKind(err error) etf.Atom {
 		return "empty_batch"
 	case errors.Is(err, ErrBatchKey):
 		return "batch_key"
+	case errors.Is(err, ErrInputStream):
+		return "input_stream"
+	case errors.Is(err, ErrBatchTooLarge):
+		return "batch_too_large"
+	case errors.Is(err, ErrStreamingHooks):
+		return "streaming_hooks"
 	case errors.Is(err, ErrWire):
 		return "wire"
 	case errors.Is(err, context.Canceled):
@@ -439,6 +497,9 @@ var kindSentinels = map[etf.Atom]error{
 	"not_batch":        ErrNotBatch,
 	"empty_batch":      ErrEmptyBatch,
 	"batch_key":        ErrBatchKey,
+	"input_stream":     ErrInputStream,
+	"batch_too_large":  ErrBatchTooLarge,
+	"streaming_hooks":  ErrStreamingHooks,
 	"wire":             ErrWire,
 	"canceled":         context.Canceled,
 	"overloaded":       ErrOverloaded,
@@ -487,6 +548,27 @@ func parseReply(it etf.Term, node string) (uint64, remoteReply, error) {
 	switch t[1] {
 	case atomOK:
 		return id, remoteReply{result: t[2]}, nil
+	case atomBatch, atomHook:
+		if len(t) != 4 {
+			return 0, remoteReply{}, fmt.Errorf("reply: %s event is a %d-tuple", t[1], len(t))
+		}
+		ev := &wireEvent{}
+		if t[1] == atomHook {
+			name, ok := t[2].(etf.Atom)
+			value, ok2 := t[3].([]byte)
+			if !ok || !ok2 || name == "" {
+				return 0, remoteReply{}, fmt.Errorf("reply: hook event is not {Id, hook, Name, Value}")
+			}
+			ev.hook, ev.value = string(name), value
+		} else {
+			value, ok := t[2].([]byte)
+			meta, ok2 := t[3].([]byte)
+			if !ok || !ok2 {
+				return 0, remoteReply{}, fmt.Errorf("reply: batch event is not {Id, batch, Value, Metadata}")
+			}
+			ev.value, ev.meta = value, meta
+		}
+		return id, remoteReply{event: ev}, nil
 	case atomError:
 		kind, _ := t[2].(etf.Atom)
 		switch {

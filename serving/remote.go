@@ -8,7 +8,6 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/node"
 
-	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/actors/wire"
 )
 
@@ -30,15 +29,12 @@ var ErrWire = errors.New("serving: value cannot cross nodes")
 // (nxclient.go). When the serving's group is empty, members of Nx v0.5 to
 // v0.9's shared group on Erlang and Elixir nodes are tried.
 func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input any, o callOptions) (any, error) {
-	ep := endpointOf(nd.Name())
-	if ep == nil {
-		return nil, fmt.Errorf("%w: node %s cannot reach servings on other nodes; start the runtime application "+
-			"(apps/runtime) or serving.StartEndpoint", ErrNoEndpoint, nd.Name())
+	ep, scope, err := distTarget(nd, o)
+	if err != nil {
+		return nil, err
 	}
-	scope := pg.Lookup(nd, o.scope)
-	if scope == nil {
-		return nil, fmt.Errorf("%w: node %s runs no process-group scope %q; start the runtime application (apps/runtime)",
-			ErrNoEndpoint, nd.Name(), o.scopeName())
+	if src, ok := streamOf(input); ok {
+		return distributedCollect(ctx, ep, scope, name, src, o)
 	}
 	if o.distPre != nil {
 		var err error
@@ -46,7 +42,7 @@ func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input
 			return nil, fmt.Errorf("serving: distributed preprocessing: %w", err)
 		}
 	}
-	in := distInput{name: name, value: input}
+	in := &distInput{name: name, value: input}
 	var last error
 	var tried []etf.Pid
 	for attempt := 1; attempt <= distributedAttempts; attempt++ {
@@ -89,14 +85,19 @@ type distInput struct {
 	nxError     error
 }
 
-func (in *distInput) callErgonx(ctx context.Context, ep *endpoint, node string) (any, error) {
+// encodeErgonx encodes the input for ergonx nodes, once.
+func (in *distInput) encodeErgonx() error {
 	if in.ergonx == nil && in.ergonxError == nil {
 		if in.ergonx, in.ergonxError = wire.Marshal(in.value); in.ergonxError != nil {
 			in.ergonxError = fmt.Errorf("%w: input for serving %q: %v", ErrWire, in.name, in.ergonxError)
 		}
 	}
-	if in.ergonxError != nil {
-		return nil, in.ergonxError
+	return in.ergonxError
+}
+
+func (in *distInput) callErgonx(ctx context.Context, ep *endpoint, node string) (any, error) {
+	if err := in.encodeErgonx(); err != nil {
+		return nil, err
 	}
 	res, err := ep.call(ctx, node, in.name, in.ergonx)
 	if err != nil {
@@ -132,29 +133,12 @@ func (in *distInput) callNx(ctx context.Context, ep *endpoint, member etf.Pid) (
 // its binary is then the caller's own memory, which a retry sends again,
 // so the input must not share it (client preprocessing may write to it).
 func (ep *endpoint) serve(ctx context.Context, name string, in etf.Term, local bool) etf.Tuple {
-	fail := func(err error) etf.Tuple {
-		reply := etf.Tuple{atomError, errorKind(err), []byte(err.Error())}
-		var over *OverloadedError
-		if errors.As(err, &over) {
-			// The caller's node rebuilds the *OverloadedError, back-off
-			// included (remoteErr).
-			reply = append(reply, etf.Tuple{int64(over.Waiting), int64(over.Rows), int64(over.MaxQueue), int64(over.RetryAfter)})
-		}
-		return reply
+	fail := replyError
+	e, input, failed := ep.served(name, in, local)
+	if failed != nil {
+		return failed
 	}
-	e := registered(ep.node, name)
-	if e == nil {
-		return fail(fmt.Errorf("%w: no serving named %q on node %s", ErrNoProc, name, ep.node))
-	}
-	bin, ok := in.([]byte)
-	if !ok {
-		return fail(fmt.Errorf("%w: input for serving %q is %T, not a binary", ErrWire, name, in))
-	}
-	input, err := wire.Options{Copy: local}.Unmarshal(bin)
-	if err != nil {
-		return fail(fmt.Errorf("%w: input for serving %q: %v", ErrWire, name, err))
-	}
-	res, err := e.call(ctx, input, false)
+	res, err := e.call(ctx, input, callOptions{})
 	if err != nil {
 		return fail(err)
 	}
@@ -166,4 +150,35 @@ func (ep *endpoint) serve(ctx context.Context, name string, in etf.Term, local b
 		return fail(fmt.Errorf("%w: result of serving %q: %v", ErrWire, name, err))
 	}
 	return etf.Tuple{atomOK, out}
+}
+
+// replyError is the tail of an error reply: {error, Kind, Message}, with
+// the figures of an *OverloadedError.
+func replyError(err error) etf.Tuple {
+	reply := etf.Tuple{atomError, errorKind(err), []byte(err.Error())}
+	var over *OverloadedError
+	if errors.As(err, &over) {
+		// The caller's node rebuilds the *OverloadedError, back-off
+		// included (remoteErr).
+		reply = append(reply, etf.Tuple{int64(over.Waiting), int64(over.Rows), int64(over.MaxQueue), int64(over.RetryAfter)})
+	}
+	return reply
+}
+
+// served finds the serving of a request from another node and decodes
+// its input, or returns the error reply.
+func (ep *endpoint) served(name string, in etf.Term, local bool) (*engine, any, etf.Tuple) {
+	e := registered(ep.node, name)
+	if e == nil {
+		return nil, nil, replyError(fmt.Errorf("%w: no serving named %q on node %s", ErrNoProc, name, ep.node))
+	}
+	bin, ok := in.([]byte)
+	if !ok {
+		return nil, nil, replyError(fmt.Errorf("%w: input for serving %q is %T, not a binary", ErrWire, name, in))
+	}
+	input, err := wire.Options{Copy: local}.Unmarshal(bin)
+	if err != nil {
+		return nil, nil, replyError(fmt.Errorf("%w: input for serving %q: %v", ErrWire, name, err))
+	}
+	return e, input, nil
 }

@@ -26,6 +26,11 @@ type request struct {
 	// delivery.
 	answered *atomic.Uint64
 
+	// stream, for a caller that streams (Stream), queues its events in
+	// order instead of collecting pieces; nil otherwise. Set before the
+	// request is submitted.
+	stream *streamState
+
 	mu        sync.Mutex // guards the fields below
 	finished  bool
 	err       error
@@ -55,6 +60,83 @@ func newRequest(size int) *request {
 	return &request{size: size, remaining: size, done: make(chan struct{})}
 }
 
+// streamState is what a streaming caller reads: its events, in order.
+// Its slices are guarded by the request's mu.
+type streamState struct {
+	// notify is signalled after every change (capacity 1: a delivery
+	// never blocks on the caller).
+	notify chan struct{}
+	events []event // ready for the caller, in order
+	held   []piece // batch pieces that came before earlier rows
+	next   int     // offset of the next row the caller gets
+}
+
+// event is one streamed item: a hook's rows or a batch piece.
+type event struct {
+	hook string // "" for a batch piece
+	p    piece
+}
+
+func newStreamRequest(size int) *request {
+	r := newRequest(size)
+	r.stream = &streamState{notify: make(chan struct{}, 1)}
+	return r
+}
+
+// signal wakes the streaming caller. r.mu must be held.
+func (r *request) signal() {
+	select {
+	case r.stream.notify <- struct{}{}:
+	default:
+	}
+}
+
+// add queues a batch piece, holding it until the rows before it have
+// been queued: pieces of a split request may finish out of order on
+// several partitions, and a caller streams its rows in order.
+func (s *streamState) add(p piece) {
+	if p.offset != s.next {
+		s.held = append(s.held, p)
+		return
+	}
+	s.events = append(s.events, event{p: p})
+	s.next += p.size
+	for i := 0; i < len(s.held); {
+		if h := s.held[i]; h.offset == s.next {
+			s.events = append(s.events, event{p: h})
+			s.next += h.size
+			s.held = append(s.held[:i], s.held[i+1:]...)
+			i = 0
+			continue
+		}
+		i++
+	}
+}
+
+// hook queues a hook's rows for a streaming request; a finished
+// request's are dropped.
+func (r *request) hook(name string, p piece) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return
+	}
+	r.stream.events = append(r.stream.events, event{hook: name, p: p})
+	r.signal()
+}
+
+// take returns the events queued since the last take, whether the
+// request is over (every row delivered, or failed) and its error. The
+// events come before the end: a failed request's earlier events are
+// still the caller's.
+func (r *request) take() (evs []event, finished bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	evs = r.stream.events
+	r.stream.events = nil
+	return evs, r.finished, r.err
+}
+
 // deliver records a piece; the last one completes the request, and
 // deliver then reports true. Pieces of a finished request (failed or
 // cancelled) are dropped.
@@ -64,10 +146,15 @@ func (r *request) deliver(p piece) bool {
 	if r.finished {
 		return false
 	}
-	if r.pieces == nil {
-		r.pieces = r.one[:0]
+	if r.stream != nil {
+		r.stream.add(p)
+		defer r.signal()
+	} else {
+		if r.pieces == nil {
+			r.pieces = r.one[:0]
+		}
+		r.pieces = append(r.pieces, p)
 	}
-	r.pieces = append(r.pieces, p)
 	r.remaining -= p.size
 	if r.remaining > 0 {
 		return false
@@ -97,6 +184,10 @@ func (r *request) fail(err error) bool {
 	r.err = err
 	r.pieces = nil
 	r.complete()
+	if r.stream != nil {
+		r.stream.held = nil
+		r.signal()
+	}
 	return true
 }
 

@@ -172,8 +172,8 @@ func TestRunTelemetryException(t *testing.T) {
 func TestRunDefaultPreprocessingNeedsBatch(t *testing.T) {
 	_, err := Run(context.Background(), doubling(), row(1, 2, 3))
 	require.ErrorIs(t, err, ErrNotBatch)
-	assert.Equal(t, "serving: the default client preprocessing expects a *batch.Batch as input; "+
-		"give a batch or set a ClientPreprocessing, got *tensor.Dense", err.Error())
+	assert.Equal(t, "serving: the default client preprocessing expects a *batch.Batch or an input stream "+
+		"(serving.BatchStream, <-chan *batch.Batch) as input; give one or set a ClientPreprocessing, got *tensor.Dense", err.Error())
 }
 
 // Checklist §4.3 item 39's error, inline.

@@ -42,6 +42,11 @@ func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 	if err != nil {
 		return err
 	}
+	var hooks *hookRouter
+	if len(s.cfg.serving.hooks) > 0 {
+		hooks = newHookRouter(len(partitions))
+		partitions = hooks.withHooks(partitions, s.cfg.serving.hooks)
+	}
 	state, err := callInit(s.cfg.serving.module, Process, s.cfg.serving.arg, partitions)
 	if err != nil {
 		return err
@@ -61,6 +66,8 @@ func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 		clock:           s.cfg.clock,
 		runner:          ts,
 		maxQueue:        s.cfg.queueBound(len(partitions)),
+		keys:            s.cfg.keys,
+		hooks:           hooks,
 	}, state)
 	s.engine.Store(e)
 	register(sp.NodeName(), s.cfg.name, e)

@@ -27,7 +27,23 @@ type Stats struct {
 	// Stopped is true once the serving has begun to stop.
 	Stopped bool
 
+	// Keys describes each batch key (Options.BatchKeys, in their order):
+	// the stacked and queued figures above are their sums.
+	Keys []KeyStats
+	// Streaming is true for a serving made with Streaming; Hooks are its
+	// hooks.
+	Streaming bool
+	Hooks     []string
+
 	Counters
+}
+
+// KeyStats is the share of one batch key in a serving's Stats.
+type KeyStats struct {
+	Key string
+	// StackedRows wait for the key's batch to fill or time out;
+	// QueuedBatches (QueuedRows rows) of the key wait for a partition.
+	StackedRows, QueuedBatches, QueuedRows int
 }
 
 // Counters count what a serving did since it started.
@@ -42,4 +58,7 @@ type Counters struct {
 	Cancelled uint64
 	// Rejected requests that found the queue full (ErrOverloaded).
 	Rejected uint64
+	// Streamed requests whose callers stream the results (Stream; each
+	// batch of an input stream counts once).
+	Streamed uint64
 }

@@ -15,6 +15,7 @@ import (
 // its task until the test calls proceed or crash.
 type execution struct {
 	partition int
+	key       string
 	size      int
 	pad       int
 	input     []float32

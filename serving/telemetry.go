@@ -64,6 +64,9 @@ type BatchStats struct {
 	// nodes in one process share telemetry handlers).
 	Serving string
 	Node    string
+	// Key is the batch's key (batch.DefaultKey unless the serving has
+	// Options.BatchKeys): a batch never mixes keys.
+	Key string
 	// Partition the batch ran on.
 	Partition int
 	// Size is the number of rows, Padding the zero rows HandleBatch asked

@@ -87,7 +87,7 @@ const (
 // perRun is at least how many nodes of each kind one run of every test takes; a
 // test that finds its kind's pool empty fails and says so.
 var perRun = [nodeKinds]int{
-	ergonxNode:       56,
+	ergonxNode:       68,
 	ergoDefaultNode:  2,
 	ergoFragmentNode: 2,
 	wrongCookieNode:  1,

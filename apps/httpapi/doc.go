@@ -192,10 +192,10 @@
 //	ergonx_http_errors_total{serving,reason}          counter   predict errors, by reason
 //	ergonx_http_request_duration_seconds{serving}     histogram request latency, errors included
 //	ergonx_http_requests_in_flight{serving}           gauge     requests being answered
-//	ergonx_batch_size_rows{serving}                   histogram rows per executed batch
-//	ergonx_batch_padding_rows_total{serving}          counter   padding rows added to batches
-//	ergonx_batch_queue_wait_seconds{serving}          histogram first row's arrival to execution
-//	ergonx_batch_execution_seconds{serving}           histogram execution time
+//	ergonx_batch_size_rows{serving,key}               histogram rows per executed batch
+//	ergonx_batch_padding_rows_total{serving,key}      counter   padding rows added to batches
+//	ergonx_batch_queue_wait_seconds{serving,key}      histogram first row's arrival to execution
+//	ergonx_batch_execution_seconds{serving,key}       histogram execution time
 //	ergonx_serving_up{serving}                        gauge     1 when the serving runs on this node
 //	ergonx_serving_stacked_rows{serving}              gauge     rows waiting for their batch to fill
 //	ergonx_serving_queued_batches{serving}            gauge     batches waiting for a partition
@@ -208,6 +208,13 @@
 //	ergonx_serving_rows_total{serving}                counter   rows in them
 //	ergonx_serving_failed_batches_total{serving}      counter   batches that failed
 //	ergonx_serving_cancelled_requests_total{serving}  counter   requests whose callers gave up
+//	ergonx_serving_streamed_requests_total{serving}   counter   requests whose callers stream
+//	ergonx_serving_key_stacked_rows{serving,key}      gauge     stacked rows of one batch key
+//	ergonx_serving_key_queued_rows{serving,key}       gauge     queued rows of one batch key
+//
+// key is the batch key (serving.Options.BatchKeys; "default" for servings
+// without keys): a serving's keys are fixed when it starts, so the label
+// set stays bounded.
 //
 // The ergonx_http_* series count this handler's requests; requests for
 // unknown servings count under serving="(unknown)" (UnknownServingLabel;

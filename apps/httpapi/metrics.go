@@ -3,11 +3,13 @@ package httpapi
 import (
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/serving"
 )
 
@@ -44,10 +46,19 @@ type metrics struct {
 
 // servingMetrics are the children of one serving, resolved once.
 type servingMetrics struct {
-	m         *metrics
-	name      string
-	latency   prometheus.Observer
-	inFlight  prometheus.Gauge
+	m        *metrics
+	name     string
+	latency  prometheus.Observer
+	inFlight prometheus.Gauge
+	// batches are the batch series of the default batch key; keys holds
+	// those of other keys, resolved at their first batch (a serving's
+	// keys are its Options.BatchKeys: the label set stays bounded).
+	batches batchMetrics
+	keys    sync.Map // key → *batchMetrics
+}
+
+// batchMetrics are the batch series of one serving and batch key.
+type batchMetrics struct {
 	batchSize prometheus.Observer
 	padding   prometheus.Counter
 	queueWait prometheus.Observer
@@ -77,23 +88,23 @@ func newMetrics(h *Handler) (*metrics, error) {
 		}, []string{"serving"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ergonx_batch_size_rows",
-			Help:    "Rows per batch the serving executed (padding excluded).",
+			Help:    "Rows per batch the serving executed (padding excluded), by serving and batch key.",
 			Buckets: sizeBuckets,
-		}, []string{"serving"}),
+		}, []string{"serving", "key"}),
 		padding: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ergonx_batch_padding_rows_total",
-			Help: "Zero rows added to batches as padding.",
-		}, []string{"serving"}),
+			Help: "Zero rows added to batches as padding, by serving and batch key.",
+		}, []string{"serving", "key"}),
 		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ergonx_batch_queue_wait_seconds",
-			Help:    "Time from a batch's first row's arrival at the serving to the start of its execution.",
+			Help:    "Time from a batch's first row's arrival at the serving to the start of its execution, by serving and batch key.",
 			Buckets: timeBuckets,
-		}, []string{"serving"}),
+		}, []string{"serving", "key"}),
 		execution: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ergonx_batch_execution_seconds",
-			Help:    "Time a batch's execution took, failed ones included.",
+			Help:    "Time a batch's execution took, failed ones included, by serving and batch key.",
 			Buckets: timeBuckets,
-		}, []string{"serving"}),
+		}, []string{"serving", "key"}),
 		stats: newStatsCollector(h),
 	}
 	m.collectors = []prometheus.Collector{m.requests, m.errors, m.latency, m.inFlight,
@@ -113,15 +124,35 @@ func newMetrics(h *Handler) (*metrics, error) {
 // exist (at zero) from the start.
 func (m *metrics) forServing(name string) *servingMetrics {
 	return &servingMetrics{
-		m:         m,
-		name:      name,
-		latency:   m.latency.WithLabelValues(name),
-		inFlight:  m.inFlight.WithLabelValues(name),
-		batchSize: m.batchSize.WithLabelValues(name),
-		padding:   m.padding.WithLabelValues(name),
-		queueWait: m.queueWait.WithLabelValues(name),
-		execution: m.execution.WithLabelValues(name),
+		m:        m,
+		name:     name,
+		latency:  m.latency.WithLabelValues(name),
+		inFlight: m.inFlight.WithLabelValues(name),
+		batches:  m.forKey(name, batch.DefaultKey),
 	}
+}
+
+// forKey resolves the batch series of serving name and batch key.
+func (m *metrics) forKey(name, key string) batchMetrics {
+	return batchMetrics{
+		batchSize: m.batchSize.WithLabelValues(name, key),
+		padding:   m.padding.WithLabelValues(name, key),
+		queueWait: m.queueWait.WithLabelValues(name, key),
+		execution: m.execution.WithLabelValues(name, key),
+	}
+}
+
+// batchesOf returns the batch series of key.
+func (sm *servingMetrics) batchesOf(key string) *batchMetrics {
+	if key == batch.DefaultKey || key == "" {
+		return &sm.batches
+	}
+	if bm, ok := sm.keys.Load(key); ok {
+		return bm.(*batchMetrics)
+	}
+	bm := sm.m.forKey(sm.name, key)
+	got, _ := sm.keys.LoadOrStore(key, &bm)
+	return got.(*batchMetrics)
 }
 
 // done records an answered request.
@@ -178,13 +209,14 @@ func (m *metrics) onBatch(ev serving.Event) {
 	if rt == nil {
 		return
 	}
-	rt.m.batchSize.Observe(float64(b.Size))
+	bm := rt.m.batchesOf(b.Key)
+	bm.batchSize.Observe(float64(b.Size))
 	rt.live.batch(b.Size)
 	if b.Padding > 0 {
-		rt.m.padding.Add(float64(b.Padding))
+		bm.padding.Add(float64(b.Padding))
 	}
-	rt.m.queueWait.Observe(b.QueueWait.Seconds())
-	rt.m.execution.Observe(b.Execution.Seconds())
+	bm.queueWait.Observe(b.QueueWait.Seconds())
+	bm.execution.Observe(b.Execution.Seconds())
 }
 
 // statsCollector reads serving.GetStats of every exposed serving at
@@ -193,7 +225,8 @@ type statsCollector struct {
 	h *Handler
 
 	up, stacked, queuedBatches, queuedRows, busy, partitions, waiting *prometheus.Desc
-	requests, batches, rows, failed, cancelled                        *prometheus.Desc
+	requests, batches, rows, failed, cancelled, streamed              *prometheus.Desc
+	keyStacked, keyQueued                                             *prometheus.Desc
 }
 
 func newStatsCollector(h *Handler) *statsCollector {
@@ -214,13 +247,18 @@ func newStatsCollector(h *Handler) *statsCollector {
 		rows:          d("ergonx_serving_rows_total", "Rows in the batches the serving executed since it started."),
 		failed:        d("ergonx_serving_failed_batches_total", "Batches whose callers got an error since the serving started."),
 		cancelled:     d("ergonx_serving_cancelled_requests_total", "Requests whose callers gave up (context ended) since the serving started."),
+		streamed:      d("ergonx_serving_streamed_requests_total", "Requests whose callers stream the results since the serving started."),
+		keyStacked: prometheus.NewDesc("ergonx_serving_key_stacked_rows", "Rows of one batch key waiting for their batch to fill or time out.",
+			[]string{"serving", "key"}, nil),
+		keyQueued: prometheus.NewDesc("ergonx_serving_key_queued_rows", "Rows of one batch key in batches waiting for a free partition.",
+			[]string{"serving", "key"}, nil),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.stacked, c.queuedBatches, c.queuedRows, c.busy, c.partitions, c.waiting,
-		c.requests, c.batches, c.rows, c.failed, c.cancelled} {
+		c.requests, c.batches, c.rows, c.failed, c.cancelled, c.streamed, c.keyStacked, c.keyQueued} {
 		ch <- d
 	}
 }
@@ -252,5 +290,10 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.rows, st.Rows, name)
 		counter(c.failed, st.FailedBatches, name)
 		counter(c.cancelled, st.Cancelled, name)
+		counter(c.streamed, st.Streamed, name)
+		for _, k := range st.Keys {
+			ch <- prometheus.MustNewConstMetric(c.keyStacked, prometheus.GaugeValue, float64(k.StackedRows), name, k.Key)
+			ch <- prometheus.MustNewConstMetric(c.keyQueued, prometheus.GaugeValue, float64(k.QueuedRows), name, k.Key)
+		}
 	}
 }

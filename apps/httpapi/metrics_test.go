@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,8 +14,10 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/apps/httpapi"
+	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/testnode"
 	"github.com/ergonx/ergonx/models/digits"
 	"github.com/ergonx/ergonx/serving"
@@ -176,4 +179,48 @@ func TestMetricsShowQueueDepth(t *testing.T) {
 	assert.Equal(t, uint64(3), size.GetSampleCount())
 	assert.Equal(t, 6.0, size.GetSampleSum())
 	assert.Equal(t, 0.0, value(metric(t, fs, "ergonx_http_requests_in_flight", "serving", s)))
+}
+
+// The batch series and the per-key gauges carry the batch key of a
+// serving with Options.BatchKeys.
+func TestMetricsByBatchKey(t *testing.T) {
+	nd := testnode.Start(t, testnode.Options{})
+	const s = "keys-metrics" // a unique name: telemetry is process-wide
+	double := serving.JIT(func(in any) (any, error) { return in.(*tensor.Dense).MulScalar(float32(2), true) })
+	startServing(t, nd, serving.Options{Name: s, Serving: double, BatchSize: 2, BatchTimeout: time.Hour,
+		BatchKeys: []string{"short", "long"}})
+	_, srv := newServer(t, nd, httpapi.Options{Servings: []httpapi.Serving{{Name: s}}})
+
+	run := func(key string, vs ...float32) {
+		b, err := batch.Concatenate(tensor.New(tensor.WithShape(len(vs)), tensor.WithBacking(vs)))
+		require.NoError(t, err)
+		b.SetKey(key)
+		_, err = serving.BatchedRun(context.Background(), nd, s, b)
+		require.NoError(t, err)
+	}
+	run("short", 1, 2)
+	run("long", 1, 2)
+	run("long", 3, 4)
+	stacked := make(chan error, 1)
+	go func() {
+		b, _ := batch.Concatenate(tensor.New(tensor.WithShape(1), tensor.WithBacking([]float32{5})))
+		b.SetKey("long")
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		_, err := serving.BatchedRun(ctx, nd, s, b)
+		stacked <- err
+	}()
+	require.Eventually(t, func() bool {
+		st, err := serving.GetStats(nd, s)
+		return err == nil && st.StackedRows == 1
+	}, 10*time.Second, time.Millisecond)
+
+	fs := scrape(t, srv)
+	assert.Equal(t, uint64(1), metric(t, fs, "ergonx_batch_size_rows", "serving", s, "key", "short").Histogram.GetSampleCount())
+	assert.Equal(t, uint64(2), metric(t, fs, "ergonx_batch_size_rows", "serving", s, "key", "long").Histogram.GetSampleCount())
+	assert.Equal(t, uint64(0), metric(t, fs, "ergonx_batch_size_rows", "serving", s, "key", "default").Histogram.GetSampleCount())
+	assert.Equal(t, 1.0, value(metric(t, fs, "ergonx_serving_key_stacked_rows", "serving", s, "key", "long")))
+	assert.Equal(t, 0.0, value(metric(t, fs, "ergonx_serving_key_stacked_rows", "serving", s, "key", "short")))
+	assert.Equal(t, 0.0, value(metric(t, fs, "ergonx_serving_key_queued_rows", "serving", s, "key", "long")))
+	assert.Equal(t, 0.0, value(metric(t, fs, "ergonx_serving_streamed_requests_total", "serving", s)))
 }

@@ -13,6 +13,9 @@
 %%                       with [ClientPid, Ref, Name, Input].
 %%   v10 (Nx 0.10+)      the group is the serving's name; /4 as in v06.
 %%
+%% v06 and v10 callers also read a streaming serving's answer, as Nx 0.6+
+%% callers do (see receive_stream/3).
+%%
 %% In every generation the spawned process exits with {Ref, Result} when the
 %% request succeeded, with noproc when no serving of that name runs on its
 %% node (the caller then retries another member, 3 attempts in all), and with
@@ -269,12 +272,29 @@ call_v05(Name, Input, Retries, Pid, Ref) ->
 call_v06(Name, Input, Retries, Pid, Ref) ->
     {_, MRef} = spawn_monitor(node(Pid), ?MODULE, '__distributed_batched_run__', [self(), Ref, Name, Input]),
     receive
+        {Ref, streaming} ->
+            receive_stream(Ref, MRef, []);
         {'DOWN', MRef, _, _, {Ref, Result}} ->
             Result;
         {'DOWN', MRef, _, _, noproc} ->
             with_retries(Name, Input, Retries - 1);
         {'DOWN', MRef, _, _, Reason} ->
             exit({Reason, {?MODULE, distributed_batched_run, [Name, Input, [{retries, Retries}]]}})
+    end.
+
+%% Nx 0.6+: a streaming serving answers {Ref, streaming}, then one
+%% {Ref, Event} message per event ({batch, Output, Metadata} or
+%% {Hook, Value}), then exits {Ref, streaming}; any other exit is the
+%% stream's failure. Nx returns a lazy Stream of the events; the stand-in
+%% returns {stream, Events} once the stream is over.
+receive_stream(Ref, MRef, Acc) ->
+    receive
+        {Ref, Event} ->
+            receive_stream(Ref, MRef, [Event | Acc]);
+        {'DOWN', MRef, _, _, {Ref, streaming}} ->
+            {stream, lists:reverse(Acc)};
+        {'DOWN', MRef, _, _, Reason} ->
+            exit({Reason, {?MODULE, streaming, []}})
     end.
 
 '__distributed_batched_run__'(Ref, Name, Input) ->
