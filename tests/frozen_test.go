@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,21 @@ import (
 	"github.com/ergonx/ergonx/internal/testnode"
 	"github.com/ergonx/ergonx/serving"
 )
+
+// processState is the state letter of process pid in /proc (R, S, T for
+// stopped...), or 0 if it cannot be read.
+func processState(pid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ...: comm may hold spaces, so look after its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
 
 // frozenBound is how long after a member freezes its callers may wait:
 // the liveness check's quiet time and probe timeout, plus its tick and
@@ -115,6 +131,9 @@ func TestFrozenMemberIsEjectedAndComesBack(t *testing.T) {
 
 	waitFor(t, "the child to serve 50 calls", func() bool { return byChild.Load() >= 50 })
 	require.NoError(t, child.cmd.Process.Signal(syscall.SIGSTOP))
+	// The signal stops every thread a little later: the freeze counts
+	// from when the kernel says the process is stopped.
+	waitFor(t, "the child to be stopped", func() bool { return processState(child.cmd.Process.Pid) == 'T' })
 	now := time.Now()
 	frozenAt.Store(&now)
 	waitFor(t, "300 calls after the freeze", func() bool { return after.Load() >= 300 })
