@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
-		"io"
+	"io"
 	"math"
 	"math/big"
 	"strconv"
