@@ -232,6 +232,13 @@ func (c *conn) send(op int, ctrl etf.Tuple, rest []byte, d wire.TermDecoder) err
 	if err != nil {
 		return err
 	}
+	if (op == opRegSend || op == opRegSendTT) && ctrl[3] == etf.Atom("global_name_server") {
+		// OTP's global talks to its peers' global_name_server on
+		// connect (with maps keyed by tuples, which no Go map holds).
+		// This layer takes no part in global: its messages are dropped
+		// unread (actors' stub of that name only ignores them).
+		return nil
+	}
 	msg, _, err := d.Decode(rest)
 	if err != nil {
 		return fmt.Errorf("the message: %w", err)
