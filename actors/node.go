@@ -81,11 +81,25 @@ func StartNodeWithContext(ctx context.Context, name, cookie string, opts node.Op
 		opts.Listeners = []node.Listener{node.DefaultListener()}
 	}
 	opts = NodeOptions(opts)
-	apps := []gen.ApplicationBehavior{system.CreateApp(opts.System), ErlangApp()}
-	opts.Applications = append(apps, opts.Applications...)
-	nd, err := node.StartWithContext(ctx, name, cookie, opts)
+	apps := opts.Applications
+	opts.Applications = []gen.ApplicationBehavior{system.CreateApp(opts.System), ErlangApp()}
+	// ergo's node start writes a package-level variable that connections
+	// read as they come and go: erldist.StartNode keeps them apart. The
+	// caller's applications start afterwards, outside that lock (they
+	// may connect to other nodes), in order, as ergo would start them.
+	nd, err := erldist.StartNode(func() (node.Node, error) { return node.StartWithContext(ctx, name, cookie, opts) })
 	if err != nil {
 		return nil, fmt.Errorf("actors: start node %s: %w", name, err)
+	}
+	for _, app := range apps {
+		appName, err := nd.ApplicationLoad(app)
+		if err == nil {
+			_, err = nd.ApplicationStart(appName)
+		}
+		if err != nil {
+			nd.Stop()
+			return nil, fmt.Errorf("actors: start node %s: application %s: %w", name, appName, err)
+		}
 	}
 	return nd, nil
 }

@@ -111,9 +111,9 @@ func asInt(m etf.Term) int {
 
 // Per-pair order across nodes: ergo spreads one connection's messages over
 // runtime.NumCPU() sender and receiver goroutines, so two processes'
-// messages overtake each other; actors.NodeOptions runs one handler per
-// connection. A caller's requests, replies and cancels, and a scope's
-// joins and leaves, rely on it.
+// messages overtake each other; ergonx's erldist (actors.NodeOptions)
+// writes and reads each connection in order. A caller's requests, replies
+// and cancels, and a scope's joins and leaves, rely on it.
 func TestRemoteMessagesBetweenTwoProcessesArriveInOrder(t *testing.T) {
 	const n = 50_000
 	assert.Zero(t, sendSequence(t, ergonxNode, n), "messages overtook each other between ergonx nodes")
@@ -129,7 +129,7 @@ func TestRemoteMessagesBetweenTwoProcessesArriveInOrder(t *testing.T) {
 		inv := sendSequence(t, ergoDefaultNode, n)
 		t.Logf("with ergo's default distribution (%d handlers): %d of %d messages out of order", runtime.NumCPU(), inv, n)
 		assert.Positive(t, inv, "ergo's default distribution reorders messages; if it no longer does, "+
-			"actors.NodeOptions' NumHandlers = 1 may be reconsidered")
+			"ergo was fixed")
 	}
 }
 

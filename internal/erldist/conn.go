@@ -79,6 +79,11 @@ type conn struct {
 	cancel  context.CancelFunc
 	release func() // the dial lock, released once ergo serves the connection
 
+	// coreRelease releases coreLock, held while ergo registers or
+	// unregisters the connection. Set and called by ergo's calls of
+	// Init, Serve and Terminate, which come one after the other.
+	coreRelease func()
+
 	serving   atomic.Bool
 	abortOnce sync.Once
 	doneOnce  sync.Once
@@ -150,8 +155,15 @@ func (c *conn) queue(key etf.Pid, control etf.Tuple, payload etf.Term, hasPayloa
 }
 
 // queueReason is queue for signals whose payload (or last control
-// element) is an exit reason string.
+// element) is an exit reason string. Once the local node is stopping (the
+// connection's context, derived from the node's, is done), exit signals
+// are not sent: ergo kills every process as it stops, and the peer is to
+// see what Erlang shows for a node that goes away, noconnection, not the
+// "kill" of each process.
 func (c *conn) queueReason(key etf.Pid, control etf.Tuple, reason string, payload bool) error {
+	if c.ctx.Err() != nil {
+		return nil
+	}
 	m := newOutMsg(key, c.passThrough)
 	var err error
 	if !payload {

@@ -28,7 +28,7 @@ const waitLimit = 20 * time.Second
 var nodeCounter atomic.Int64
 
 // erlang starts an EPMD and an Erlang node with erldist_peer loaded.
-func erlang(t *testing.T) (*erltest.EPMD, *erltest.Node) {
+func erlang(t testing.TB) (*erltest.EPMD, *erltest.Node) {
 	t.Helper()
 	epmd := erltest.StartEPMD(t)
 	dir := t.TempDir()
@@ -164,7 +164,15 @@ func collected(t testing.TB, erl *erltest.Node, name string, n int) etf.List {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for {
-		l, _ := erl.MustEval(t, "erldist_peer:collected("+name+")").(etf.List)
+		var l etf.List
+		switch v := erl.MustEval(t, "erldist_peer:collected("+name+")").(type) {
+		case etf.List:
+			l = v
+		case string: // a list of small integers travels as STRING_EXT
+			for i := range len(v) {
+				l = append(l, int(v[i]))
+			}
+		}
 		if len(l) >= n || time.Now().After(deadline) {
 			return l
 		}

@@ -136,3 +136,32 @@ func TestAtomCache(t *testing.T) {
 	assert.True(t, slices.Equal(want, m[1].(etf.List)[:300]))
 	assert.Equal(t, etf.Atom("erldist_atom_310"), m[1].(etf.List)[309])
 }
+
+// Many processes send to an Erlang node that is not connected yet, at
+// once: ergo dials once per sender; the dials share one connection and
+// every message arrives.
+func TestConcurrentFirstSendsShareOneConnection(t *testing.T) {
+	epmd, erl := erlang(t)
+	g := goNode(t, epmd)
+	erl.MustEval(t, "erldist_peer:start_collector(coll)")
+	const senders = 50
+	procs := make([]gen.Process, senders)
+	for i := range procs {
+		procs[i], _ = spawnRecorder(t, g, "", false)
+	}
+	errs := make(chan error, senders)
+	start := make(chan struct{})
+	for i, p := range procs {
+		go func() {
+			<-start
+			errs <- p.Send(gen.ProcessID{Name: "coll", Node: erl.Name}, etf.Tuple{etf.Atom("n"), i})
+		}()
+	}
+	close(start)
+	for range senders {
+		assert.NoError(t, within(t, errs, "a send"))
+	}
+	l := collected(t, erl, "coll", senders)
+	assert.Len(t, l, senders, "every first message arrived")
+	assert.Equal(t, []string{erl.Name}, g.Nodes())
+}

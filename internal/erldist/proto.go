@@ -72,6 +72,8 @@ func (p *Proto) Init(ctx context.Context, rw lib.NetReadWriter, nodename string,
 		noUnlink:     make(map[[2]etf.Pid]int),
 	}
 	c.w = newWriter(rw, p.opts.FragmentSize, res.peerFlags.has(flagFragments) && !c.passThrough)
+	// ergo registers the connection between Init and Serve (see coreLock).
+	c.coreRelease = holdCore(registrationWindow)
 	if tcp, ok := rw.(*net.TCPConn); ok {
 		_ = tcp.SetNoDelay(true)
 	}
@@ -92,6 +94,7 @@ func (p *Proto) Serve(ci node.ConnectionInterface, router node.CoreRouter) {
 		<-c.done
 		return
 	}
+	c.coreRelease()
 	c.router = router
 	c.procs, _ = router.(processFinder)
 	c.st.add(c)
@@ -122,6 +125,8 @@ func (p *Proto) Serve(ci node.ConnectionInterface, router node.CoreRouter) {
 	<-writerDone
 	<-watchDone
 	c.failSpawns()
+	// ergo unregisters the connection between Serve and Terminate.
+	c.coreRelease = holdCore(0)
 }
 
 // Terminate is called by ergo after Serve, once the connection is
@@ -133,7 +138,10 @@ func (p *Proto) Terminate(ci node.ConnectionInterface) {
 	}
 	c.abort("terminated")
 	c.w.close()
-	c.doneOnce.Do(func() { close(c.done) })
+	c.doneOnce.Do(func() {
+		c.coreRelease()
+		close(c.done)
+	})
 }
 
 // watchdog ticks: every TickTime/4 it queues a tick if nothing was

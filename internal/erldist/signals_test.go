@@ -3,6 +3,7 @@ package erldist_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
@@ -119,4 +120,51 @@ func TestLinksCarryTermReasons(t *testing.T) {
 	assert.True(t, plain.IsAlive())
 	erl.MustEval(t, "P = gen_server:call({trapper, "+gn+"}, whoami), exit(P, kill)")
 	within(t, trapper.Context().Done(), "the killed process to end")
+}
+
+// The new link protocol both ways: an unlink (UNLINK_ID, acknowledged)
+// removes the link on both sides.
+func TestUnlinkBothWays(t *testing.T) {
+	epmd, erl := erlang(t)
+	g := goNode(t, epmd)
+	gn := atom(g.Name())
+	gp, got := spawnRecorder(t, g, "linked", true)
+
+	// Go links an Erlang process, then unlinks it.
+	e := erl.MustEval(t, "spawn(erldist_peer, sleep_forever, [])").(etf.Pid)
+	require.NoError(t, gp.Link(e))
+	eText := "list_to_pid(\"" + erlPidText(t, erl, e) + "\")"
+	waitEval(t, erl, "element(2, erlang:process_info("+eText+", links))", etf.List{gp.Self()})
+	require.NoError(t, gp.Unlink(e))
+	waitEval(t, erl, "element(2, erlang:process_info("+eText+", links))", etf.List{})
+	assert.Empty(t, g.Links(gp.Self()))
+
+	// Erlang links the Go process, then unlinks it; its exit then
+	// reaches nobody.
+	res := evalAsync(t, erl, "process_flag(trap_exit, true), P = gen_server:call({linked, "+gn+"}, whoami), "+
+		"link(P), P ! linked, receive unlink -> unlink(P), P ! unlinked end, erldist_peer:wait_exit(P, 1000)")
+	assert.Equal(t, etf.Atom("linked"), within(t, got, "linked"))
+	require.Len(t, g.Links(gp.Self()), 1)
+	from := g.Links(gp.Self())[0]
+	require.NoError(t, gp.Send(from, etf.Atom("unlink")))
+	assert.Equal(t, etf.Atom("unlinked"), within(t, got, "unlinked"))
+	assert.Empty(t, g.Links(gp.Self()), "the UNLINK_ID removed the link here")
+	require.NoError(t, gp.Send(gp.Self(), reasonMsg{"gone"}))
+	assert.Equal(t, etf.Atom("timeout"), within(t, res, "no exit signal"))
+}
+
+// waitEval evaluates expr until it gives want (or fails the test).
+func waitEval(t *testing.T, erl interface {
+	MustEval(testing.TB, string) etf.Term
+}, expr string, want etf.Term) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		v := erl.MustEval(t, expr)
+		if assert.ObjectsAreEqual(want, v) {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "%s is %v, want %v", expr, v, want)
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -403,9 +404,17 @@ func (n *Node) Kill() {
 	<-n.exited
 }
 
+// Pause stops the node's OS process (SIGSTOP): its sockets stay open but
+// it sends nothing, not even ticks, until Resume.
+func (n *Node) Pause() { _ = n.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused node (SIGCONT).
+func (n *Node) Resume() { _ = n.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Stop halts the node (its standard input closes), killing it if it has
 // not halted within 10 seconds.
 func (n *Node) Stop() {
+	n.Resume()
 	n.mu.Lock()
 	_ = n.stdin.Close()
 	n.mu.Unlock()
