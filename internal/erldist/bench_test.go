@@ -97,9 +97,11 @@ func BenchmarkRoundTripGoGo(b *testing.B) {
 
 // BenchmarkRoundTripErlangGoErlang is an Erlang process sending
 // {self(), Ref, ping} to a Go echo process and waiting for {Ref, ping}:
-// the time per round trip as measured in Erlang (us/roundtrip).
+// the time per round trip as measured in Erlang (us/roundtrip). The BEAM
+// runs without scheduler busy-waiting (+sbwt none): on a two-core machine
+// its spinning schedulers would otherwise take the core the Go node needs.
 func BenchmarkRoundTripErlangGoErlang(b *testing.B) {
-	epmd, erl := erlang(b)
+	epmd, erl := erlang(b, "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none")
 	g := goNode(b, epmd)
 	if _, err := g.Spawn("echo", gen.ProcessOptions{MailboxSize: 1024}, actors.NewActor(echo{})); err != nil {
 		b.Fatal(err)

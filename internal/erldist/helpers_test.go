@@ -28,12 +28,12 @@ const waitLimit = 20 * time.Second
 var nodeCounter atomic.Int64
 
 // erlang starts an EPMD and an Erlang node with erldist_peer loaded.
-func erlang(t testing.TB) (*erltest.EPMD, *erltest.Node) {
+func erlang(t testing.TB, args ...string) (*erltest.EPMD, *erltest.Node) {
 	t.Helper()
 	epmd := erltest.StartEPMD(t)
 	dir := t.TempDir()
 	erltest.Compile(t, dir, "testdata/erldist_peer.erl")
-	return epmd, erltest.Start(t, erltest.Options{Cookie: cookie, EPMD: epmd, CodePath: []string{dir}})
+	return epmd, erltest.Start(t, erltest.Options{Cookie: cookie, EPMD: epmd, CodePath: []string{dir}, Args: args})
 }
 
 // goNode starts an ergonx node registered with epmd, stopped when the
