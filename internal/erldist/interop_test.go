@@ -165,3 +165,20 @@ func TestConcurrentFirstSendsShareOneConnection(t *testing.T) {
 	assert.Len(t, l, senders, "every first message arrived")
 	assert.Equal(t, []string{erl.Name}, g.Nodes())
 }
+
+// Both nodes dial each other at the same moment: the handshakes settle it
+// as OTP does (the greater name's dial wins, the other side uses it) and
+// both calls succeed over one connection.
+func TestSimultaneousConnect(t *testing.T) {
+	epmd, erl := erlang(t)
+	for range 4 {
+		g := goNode(t, epmd)
+		res := evalAsync(t, erl, "net_kernel:connect_node("+atom(g.Name())+")")
+		errs := make(chan error, 1)
+		go func() { errs <- g.Connect(erl.Name) }()
+		assert.Equal(t, true, within(t, res, "Erlang's connect"))
+		assert.NoError(t, within(t, errs, "Go's connect"))
+		assert.Equal(t, []string{erl.Name}, g.Nodes())
+		assert.Equal(t, true, erl.MustEval(t, "lists:member("+atom(g.Name())+", nodes())"))
+	}
+}
