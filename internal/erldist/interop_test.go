@@ -113,6 +113,14 @@ func TestSendRegSendAliasSend(t *testing.T) {
 	require.Equal(t, etf.Atom("alias"), am[0])
 	require.NoError(t, p.Send(etf.Alias(am[1].(etf.Ref)), etf.Tuple{etf.Atom("via_alias"), 42}))
 	assert.Equal(t, 42, within(t, done, "the alias message"))
+
+	// ALIAS_SEND from Erlang to a Go process's alias.
+	alias, err := p.CreateAlias()
+	require.NoError(t, err)
+	require.NoError(t, p.Send(collPid, etf.Tuple{etf.Atom("alias"), alias}))
+	require.Len(t, collected(t, erl, "coll", 3), 3)
+	erl.MustEval(t, "[_, _, {alias, A}] = erldist_peer:collected(coll), A ! to_go_alias")
+	assert.Equal(t, etf.Atom("to_go_alias"), within(t, got, "the message to the Go alias"))
 }
 
 // Many distinct atoms: OTP sends them through the atom cache (new
