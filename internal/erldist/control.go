@@ -109,6 +109,13 @@ func shape(ctrl etf.Tuple, kinds ...string) error {
 // control routes one control message; rest is what follows it (the
 // payload, for the operations that have one).
 func (c *conn) control(op int, ctrl etf.Tuple, rest []byte, d wire.TermDecoder) error {
+	if c.ctx.Err() != nil {
+		// The local node is stopping (or the connection closing): its
+		// processes are being cleaned up, and ergo's core routes a
+		// message to a process it is cleaning up without a lock (a data
+		// race). Nothing is routed any more.
+		return nil
+	}
 	switch op {
 	case opSend, opSendTT, opSendSender, opSendSenderTT, opRegSend, opRegSendTT, opAliasSend, opAliasSendTT:
 		return c.send(op, ctrl, rest, d)

@@ -59,8 +59,13 @@ func TestStockErgoNodesBothWays(t *testing.T) {
 			} else {
 				require.NoError(t, ours.Connect(stock.Name()))
 			}
-			assert.Contains(t, ours.Nodes(), stock.Name())
-			assert.Contains(t, stock.Nodes(), ours.Name())
+			// The accepting side registers the connection on its own
+			// goroutine: wait for both.
+			deadline := time.Now().Add(waitLimit)
+			for !slices.Contains(ours.Nodes(), stock.Name()) || !slices.Contains(stock.Nodes(), ours.Name()) {
+				require.True(t, time.Now().Before(deadline), "the nodes never listed each other")
+				time.Sleep(2 * time.Millisecond)
+			}
 
 			// Messages both ways.
 			op, ogot := spawnRecorder(t, ours, "rec", false)

@@ -79,6 +79,11 @@ func TestNodeLossBothWays(t *testing.T) {
 		"erldist_peer:wait_down(Ref, 10000)")
 	// The monitor is in place once the message that followed it came.
 	assert.Equal(t, etf.Atom("monitoring"), within(t, vgot, "monitoring"))
+	// OTP's rpc asks every new node's rex for its features: let that
+	// exchange end first (ergo's core races with a message that arrives
+	// while its process is being cleaned up, which -race reports).
+	waitEval(t, erl, "ets:lookup(persistent_term:get(rex_nodes_observer), "+on+")",
+		etf.List{etf.Tuple{etf.Atom(other.Name()), true}})
 	stopNode(other)
 	assert.Equal(t, etf.Tuple{etf.Atom("down"), etf.Atom("noconnection")}, within(t, res, "Erlang's DOWN"))
 
