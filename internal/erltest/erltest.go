@@ -247,6 +247,9 @@ func Start(t testing.TB, opts Options) *Node {
 	args = append(args, "-s", "erltest_ctl", "start")
 	cmd := exec.Command("erl", args...)
 	cmd.Env = append(os.Environ(), "ERL_EPMD_PORT="+strconv.Itoa(opts.EPMD.Port))
+	if os.Getenv("HOME") == "" {
+		cmd.Env = append(cmd.Env, "HOME="+os.TempDir()) // erlexec refuses to start without one
+	}
 	n := &Node{
 		Name: name + "@localhost", cmd: cmd, exited: make(chan struct{}), ready: make(chan struct{}),
 		waiting: make(map[int]chan reply),
