@@ -8,6 +8,8 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
+
+	"github.com/ergonx/ergonx/internal/erldist"
 )
 
 // Behavior is what an Actor runs: a process that handles messages one at
@@ -39,12 +41,21 @@ type Behavior interface {
 // every message to the behaviour as it is and survives a panicking
 // handler only by ending the process cleanly.
 //
-// A well-formed gen_server call ({'$gen_call', {Pid, Ref}, Request}, as
-// Erlang nodes and ergo's Call send them) is answered, so that no caller
-// waits for its timeout: by the behaviour's HandleCall when it implements
+// A well-formed gen_server call is answered, so that no caller waits for
+// its timeout: by the behaviour's HandleCall when it implements
 // CallHandler, else with the atom badarg (what OTP servers such as pg
-// answer to a call they do not know). Direct requests are refused with
-// lib.ErrUnsupportedRequest.
+// answer to a call they do not know). Both forms are answered:
+// {'$gen_call', {Pid, Ref}, Request} (ergo's Call, OTP before 24), with
+// {Ref, Reply} sent to Pid, and OTP 24+'s {'$gen_call', {Pid, [alias |
+// Ref]}, Request} (gen_server:call, GenServer.call), with
+// {[alias | Ref], Reply} sent to the alias Ref. Direct requests are
+// refused with lib.ErrUnsupportedRequest.
+//
+// A behaviour spawned by a remote spawn request (ProvideRemoteSpawn) starts
+// handling messages only once the reply to the request is on its way and
+// the requester's monitor or link is in place (erldist.AwaitSpawnReply),
+// so that even a process that stops on its first message reports its own
+// reason to the requester, never noproc.
 type Actor struct {
 	b Behavior
 }
@@ -74,6 +85,7 @@ func (a *Actor) ProcessInit(p gen.Process, args ...etf.Term) (gen.ProcessState, 
 // is told to, then runs Terminate.
 func (a *Actor) ProcessLoop(ps gen.ProcessState, started chan<- bool) string {
 	started <- true
+	erldist.AwaitSpawnReply(ps.Process)
 	chs := ps.ProcessChannels()
 	ctxDone := ps.Context().Done()
 	for {
@@ -109,28 +121,69 @@ func (a *Actor) handle(p gen.Process, from etf.Pid, msg etf.Term) (reason string
 			reason = "panic"
 		}
 	}()
-	if caller, ref, request, ok := genCall(msg); ok {
+	if call, ok := genCall(msg); ok {
 		var reply etf.Term = etf.Atom("badarg")
 		if ch, ok := a.b.(CallHandler); ok {
-			reply = ch.HandleCall(p, caller, request)
+			reply = ch.HandleCall(p, call.caller, call.request)
 		}
-		_ = p.Send(caller, etf.Tuple{ref, reply})
+		call.reply(p, reply)
 		return ""
 	}
 	return a.b.HandleMessage(p, from, msg)
 }
 
-// genCall reads {'$gen_call', {Pid, Ref}, Request}.
-func genCall(msg etf.Term) (etf.Pid, etf.Ref, etf.Term, bool) {
+// gencall is a gen_server call: who called, with which tag, asking what.
+type gencall struct {
+	caller  etf.Pid
+	ref     etf.Ref
+	alias   bool // the tag was [alias | Ref]: reply to the alias
+	request etf.Term
+}
+
+// reply sends {Tag, Reply} where the caller waits for it.
+func (c gencall) reply(p gen.Process, reply etf.Term) {
+	if c.alias {
+		_ = p.Send(etf.Alias(c.ref), etf.Tuple{etf.ListImproper{atomAlias, c.ref}, reply})
+		return
+	}
+	_ = p.Send(c.caller, etf.Tuple{c.ref, reply})
+}
+
+var atomAlias = etf.Atom("alias")
+
+// genCall reads {'$gen_call', {Pid, Tag}, Request}, Tag being a
+// reference or [alias | Ref] (which arrives from other nodes as the
+// two-element etf.List ergo's decoding makes of an improper list).
+func genCall(msg etf.Term) (gencall, bool) {
 	t, ok := msg.(etf.Tuple)
 	if !ok || len(t) != 3 || t[0] != etf.Atom("$gen_call") {
-		return etf.Pid{}, etf.Ref{}, nil, false
+		return gencall{}, false
 	}
 	from, ok := t[1].(etf.Tuple)
 	if !ok || len(from) != 2 {
-		return etf.Pid{}, etf.Ref{}, nil, false
+		return gencall{}, false
 	}
-	pid, ok1 := from[0].(etf.Pid)
-	ref, ok2 := from[1].(etf.Ref)
-	return pid, ref, t[2], ok1 && ok2
+	pid, ok := from[0].(etf.Pid)
+	if !ok {
+		return gencall{}, false
+	}
+	c := gencall{caller: pid, request: t[2]}
+	var tag []etf.Term
+	switch v := from[1].(type) {
+	case etf.Ref:
+		c.ref = v
+		return c, true
+	case etf.List:
+		tag = v
+	case etf.ListImproper:
+		tag = v
+	default:
+		return gencall{}, false
+	}
+	if len(tag) != 2 || tag[0] != atomAlias {
+		return gencall{}, false
+	}
+	c.ref, ok = tag[1].(etf.Ref)
+	c.alias = true
+	return c, ok
 }

@@ -146,3 +146,28 @@ func (c *callOnce) HandleInfo(sp *gen.ServerProcess, _ etf.Term) gen.ServerStatu
 	c.out <- reply
 	return gen.ServerStatusOK
 }
+
+// OTP 24+'s call tag [alias | Ref] gets its reply, {[alias | Ref], Reply},
+// through the alias; a malformed tag gets none and is a plain message.
+func TestActorAnswersAliasCalls(t *testing.T) {
+	nd := testnode.Start(t, testnode.Options{})
+	r := newRecorder(false)
+	p, err := nd.Spawn("called", gen.ProcessOptions{}, actors.NewActor(r))
+	require.NoError(t, err)
+	w := newRecorder(false)
+	waiter, err := nd.Spawn("", gen.ProcessOptions{}, actors.NewActor(w))
+	require.NoError(t, err)
+	alias, err := waiter.CreateAlias()
+	require.NoError(t, err)
+	ref := etf.Ref(alias)
+	for _, tag := range []etf.Term{
+		etf.ListImproper{etf.Atom("alias"), ref}, // as a local sender builds it
+		etf.List{etf.Atom("alias"), ref},         // as it arrives from another node
+	} {
+		require.NoError(t, waiter.Send(p.Self(), etf.Tuple{etf.Atom("$gen_call"), etf.Tuple{waiter.Self(), tag}, etf.Atom("q")}))
+		assert.Equal(t, etf.Tuple{etf.ListImproper{etf.Atom("alias"), ref}, etf.Atom("badarg")}, next(t, w.got))
+	}
+	bad := etf.Tuple{etf.Atom("$gen_call"), etf.Tuple{waiter.Self(), etf.List{etf.Atom("other"), ref}}, etf.Atom("q")}
+	require.NoError(t, waiter.Send(p.Self(), bad))
+	assert.Equal(t, bad, next(t, r.got))
+}

@@ -10,17 +10,27 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/ergonx/ergonx/internal/erldist"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestNodeOptionsSetsSafetyAndKeepsTheRest(t *testing.T) {
 	reg := NewStaticRegistrar()
+	reg.Add("peer@localhost", "127.0.0.1", 4242)
 	o := NodeOptions(node.Options{Registrar: reg, Creation: 7})
 	assert.True(t, o.System.DisableAnonMetrics)
-	assert.NotNil(t, o.Proto, "a proto with one handler per connection")
-	assert.Same(t, reg, o.Registrar)
+	assert.IsType(t, &erldist.Handshake{}, o.Handshake, "ergonx's own distribution")
+	assert.IsType(t, &erldist.Proto{}, o.Proto)
+	route, err := o.Registrar.Resolve("peer@localhost")
+	require.NoError(t, err, "the registrar is wrapped, not replaced")
+	assert.Equal(t, uint16(4242), route.Port)
 	assert.Equal(t, uint32(7), o.Creation)
+
+	// A node's own handshake or proto is kept.
+	own := erldist.NewProto(erldist.Options{})
+	assert.Same(t, own, NodeOptions(node.Options{Proto: own}).Proto)
 }
 
 func TestStaticRegistrar(t *testing.T) {

@@ -1,8 +1,16 @@
 package actors
 
 import (
+	"context"
+	"fmt"
+
+	"github.com/ergo-services/ergo"
+	"github.com/ergo-services/ergo/apps/system"
+	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/node"
 	"github.com/ergo-services/ergo/proto/dist"
+
+	"github.com/ergonx/ergonx/internal/erldist"
 )
 
 // NodeOptions returns base with the settings every ergonx node needs:
@@ -11,39 +19,87 @@ import (
 //     metrics.ergo.services and sends it a UDP packet; no ergonx node may
 //     talk to anything but its peers.
 //
-//   - When base.Proto is nil, the Erlang distribution protocol is created
-//     with NumHandlers = 1. ergo's default (one handler per CPU) spreads the
-//     messages of one connection over several goroutines, and messages
-//     between one pair of processes then arrive out of order (1,181 of
-//     50,000 in a measurement on a 2-core machine). Servings rely on
-//     per-caller order, so ergonx trades that parallelism for order.
+//   - The Erlang distribution is ergonx's own (internal/erldist) wherever
+//     base leaves Handshake or Proto nil: handshake version 6 both ways
+//     (OTP 25 accepts nothing older), every control message OTP 25 sends,
+//     exit reasons that are terms of any size, spawn requests with any
+//     option list, one ordered writer per connection (the messages of one
+//     sender to one receiver arrive in the order sent; large messages are
+//     fragmented without holding up small ones) and one reader. ergo's own
+//     proto/dist reorders messages with its default handlers and corrupts
+//     its stream with large packets; see the erldist package doc.
 //
-//   - The fragmentation unit is FragmentationUnit (60,000 bytes) instead
-//     of ergo's 65,000. ergo's link flusher writes any packet over 64,000
-//     bytes straight to the socket, ahead of the smaller packets still
-//     in its buffer: the peer reads a corrupted stream ("Malformed Dist
-//     proto") and the connection drops with the messages on it
-//     (reproduced by tests.TestErgoFlusherCorruptsLargePackets). With a
-//     smaller unit every packet goes through the buffer, in order.
+//   - The registrar (when base has one) is wrapped so that the handshake
+//     knows whom ergo dials (concurrent dials of one node share one
+//     connection).
 //
-// Everything else in base is kept. Pass the result to ergo.StartNode.
+// Everything else in base is kept. StartNode applies it; pass the result
+// to node.Start yourself only with ErlangApp among the applications.
 func NodeOptions(base node.Options) node.Options {
 	base.System.DisableAnonMetrics = true
-	if base.Proto == nil {
-		base.Proto = dist.CreateProto(ProtoOptions())
+	if base.Handshake == nil || base.Proto == nil {
+		hs, proto := erldist.New(erldist.Options{})
+		if base.Handshake == nil {
+			base.Handshake = hs
+		}
+		if base.Proto == nil {
+			base.Proto = proto
+		}
+	}
+	if hs, ok := base.Handshake.(*erldist.Handshake); ok && base.Registrar != nil {
+		base.Registrar = hs.Registrar(base.Registrar)
 	}
 	return base
 }
 
-// FragmentationUnit is the largest distribution packet ergonx nodes send;
-// see NodeOptions.
-const FragmentationUnit = 60_000
+// StartNode starts an ergo node named name ("name@host") the way
+// ergo.StartNode does — ergo's system application, an EPMD registrar
+// (with an embedded EPMD if none runs) unless opts has a registrar or
+// StaticRoutesOnly, one listener on a free port unless opts has some —
+// but with NodeOptions applied (ergonx's Erlang distribution, no
+// anonymous metrics) and ErlangApp instead of ergo's erlang application,
+// so that Erlang nodes get pong from net_adm:ping and quick answers from
+// rpc and erpc. opts.Applications start after those two. Stop the node
+// with Stop and Wait.
+func StartNode(name, cookie string, opts node.Options) (node.Node, error) {
+	return StartNodeWithContext(context.Background(), name, cookie, opts)
+}
 
-// ProtoOptions returns the distribution protocol options of ergonx nodes
-// (see NodeOptions), for callers that build their own dist.CreateProto.
-func ProtoOptions() node.ProtoOptions {
-	po := node.DefaultProtoOptions()
-	po.NumHandlers = 1
-	po.FragmentationUnit = FragmentationUnit
-	return po
+// StartNodeWithContext is StartNode with a context whose end stops the
+// node.
+func StartNodeWithContext(ctx context.Context, name, cookie string, opts node.Options) (node.Node, error) {
+	env := make(map[gen.EnvKey]any, len(opts.Env)+1)
+	for k, v := range opts.Env {
+		env[k] = v
+	}
+	env[node.EnvKeyVersion] = node.Version{Release: ergo.Version, Prefix: ergo.VersionPrefix, OTP: ergo.VersionOTP}
+	opts.Env = env
+	if !opts.StaticRoutesOnly && opts.Registrar == nil {
+		opts.Registrar = dist.CreateRegistrarWithLocalEPMD("", dist.DefaultEPMDPort)
+	}
+	if len(opts.Listeners) == 0 {
+		opts.Listeners = []node.Listener{node.DefaultListener()}
+	}
+	opts = NodeOptions(opts)
+	apps := opts.Applications
+	opts.Applications = []gen.ApplicationBehavior{system.CreateApp(opts.System), ErlangApp()}
+	// ergo's node start writes a package-level variable that connections
+	// read as they come and go: erldist.StartNode keeps them apart. The
+	// caller's applications start afterwards, outside that lock (they
+	// may connect to other nodes), in order, as ergo would start them.
+	nd, err := erldist.StartNode(func() (node.Node, error) { return node.StartWithContext(ctx, name, cookie, opts) })
+	if err != nil {
+		return nil, fmt.Errorf("actors: start node %s: %w", name, err)
+	}
+	for _, app := range apps {
+		appName, err := nd.ApplicationLoad(app)
+		if err == nil {
+			_, err = nd.ApplicationStart(appName)
+		}
+		if err != nil {
+			nd.Stop()
+			return nil, fmt.Errorf("actors: start node %s: application %s: %w", name, appName, err)
+		}
+	}
+	return nd, nil
 }

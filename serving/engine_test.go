@@ -300,6 +300,10 @@ func TestEngineShutdownTimeout(t *testing.T) {
 func TestEngineFailedBatchFailsOnlyItsCallers(t *testing.T) {
 	m := newExecuteSync()
 	e := testEngine(t, NewModule(m, nil), 2, 1, newFakeClock())
+	// The counters are updated after the callers are answered: wait for
+	// both tasks to be over before reading them.
+	tasksDone := make(chan int, 2)
+	e.testHookTaskDone = func(p int) { tasksDone <- p }
 
 	a := submit(t, e, rows(t, 1, 2))
 	b := submit(t, e, rows(t, 3, 2))
@@ -315,6 +319,13 @@ func TestEngineFailedBatchFailsOnlyItsCallers(t *testing.T) {
 	got, err := answer(t, e, b)
 	require.NoError(t, err)
 	assert.Equal(t, []float32{6, 8}, got)
+	for range 2 {
+		select {
+		case <-tasksDone:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the tasks did not end")
+		}
+	}
 	st := e.stats()
 	assert.Equal(t, uint64(1), st.FailedBatches)
 	assert.Equal(t, uint64(2), st.Batches)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/node"
 	"gorgonia.org/tensor"
 
@@ -18,10 +17,10 @@ import (
 // exampleNode starts a node on loopback (no EPMD); stop it with the
 // returned function.
 func exampleNode(name string) (node.Node, func()) {
-	nd, err := ergo.StartNode(name+"@localhost", "cookie", actors.NodeOptions(node.Options{
+	nd, err := actors.StartNode(name+"@localhost", "cookie", node.Options{
 		Registrar: actors.NewStaticRegistrar(),
 		Listeners: []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 20000, ListenEnd: 60000}},
-	}))
+	})
 	if err != nil {
 		panic(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/node"
 	"gorgonia.org/tensor"
 
@@ -58,10 +57,10 @@ func ExampleServing_ClientPreprocessing() {
 
 // A serving process batches the rows of concurrent callers.
 func ExampleBatchedRun() {
-	nd, err := ergo.StartNode("example@localhost", "cookie", actors.NodeOptions(node.Options{
+	nd, err := actors.StartNode("example@localhost", "cookie", node.Options{
 		Registrar: actors.NewStaticRegistrar(), // no EPMD needed on one node
 		Listeners: []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 20000, ListenEnd: 60000}},
-	}))
+	})
 	if err != nil {
 		panic(err)
 	}

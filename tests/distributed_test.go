@@ -307,7 +307,7 @@ func TestStrayMessagesDoNotConfuseWaitingCallers(t *testing.T) {
 			// flushed returns once the caller's endpoint has handled what
 			// was sent: a call from each node, sent after, is handled
 			// after (a local mailbox is FIFO; remote messages keep their
-			// order on the one connection with one handler).
+			// order on the one connection, erldist's).
 			flushed := func() {
 				for _, from := range nodes {
 					ctx, cancel := context.WithTimeout(context.Background(), waitLimit)

@@ -69,15 +69,16 @@ func (p poolM) Run() int {
 type nodeKind int
 
 const (
-	// ergonxNode: actors.NodeOptions (one handler per connection, the
-	// smaller fragmentation unit), testnode.Cookie.
+	// ergonxNode: actors.StartNode (ergonx's erldist distribution),
+	// testnode.Cookie.
 	ergonxNode nodeKind = iota
-	// ergoDefaultNode: ergo's own distribution defaults
-	// (node.DefaultProtoOptions: NumHandlers = runtime.NumCPU()).
+	// ergoDefaultNode: ergo's own distribution (proto/dist handshake
+	// version 5 and node.DefaultProtoOptions: NumHandlers =
+	// runtime.NumCPU()), as a stock ergo node has it.
 	ergoDefaultNode
-	// ergoFragmentNode: one handler per connection but ergo's
-	// fragmentation unit (65,000 bytes), for the flusher trap, and a
-	// send queue that holds all that test sends.
+	// ergoFragmentNode: ergo's own distribution with one handler per
+	// connection and ergo's fragmentation unit (65,000 bytes), for the
+	// flusher trap, and a send queue that holds all that test sends.
 	ergoFragmentNode
 	// wrongCookieNode: ergonx options, another cookie.
 	wrongCookieNode
@@ -87,9 +88,9 @@ const (
 // perRun is at least how many nodes of each kind one run of every test takes; a
 // test that finds its kind's pool empty fails and says so.
 var perRun = [nodeKinds]int{
-	ergonxNode:       68,
+	ergonxNode:       84,
 	ergoDefaultNode:  2,
-	ergoFragmentNode: 2,
+	ergoFragmentNode: 6,
 	wrongCookieNode:  1,
 }
 
@@ -118,7 +119,10 @@ func fillPool(runs int) error {
 func (k nodeKind) options() testnode.Options {
 	switch k {
 	case ergoDefaultNode:
-		return testnode.Options{Node: node.Options{Proto: dist.CreateProto(node.DefaultProtoOptions())}}
+		return testnode.Options{Node: node.Options{
+			Handshake: dist.CreateHandshake(dist.HandshakeOptions{}),
+			Proto:     dist.CreateProto(node.DefaultProtoOptions()),
+		}}
 	case ergoFragmentNode:
 		po := node.DefaultProtoOptions()
 		po.NumHandlers = 1
@@ -128,7 +132,10 @@ func (k nodeKind) options() testnode.Options {
 		// block forever (holding the lock that closing the connection
 		// needs).
 		po.SendQueueLength = 4096
-		return testnode.Options{Node: node.Options{Proto: dist.CreateProto(po)}}
+		return testnode.Options{Node: node.Options{
+			Handshake: dist.CreateHandshake(dist.HandshakeOptions{}),
+			Proto:     dist.CreateProto(po),
+		}}
 	case wrongCookieNode:
 		return testnode.Options{Cookie: wrongCookie}
 	}

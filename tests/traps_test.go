@@ -21,6 +21,7 @@ import (
 	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/actors/wire"
 	"github.com/ergonx/ergonx/batch"
+	"github.com/ergonx/ergonx/internal/erldist"
 	"github.com/ergonx/ergonx/internal/testnode"
 	"github.com/ergonx/ergonx/serving"
 )
@@ -110,9 +111,9 @@ func asInt(m etf.Term) int {
 
 // Per-pair order across nodes: ergo spreads one connection's messages over
 // runtime.NumCPU() sender and receiver goroutines, so two processes'
-// messages overtake each other; actors.NodeOptions runs one handler per
-// connection. A caller's requests, replies and cancels, and a scope's
-// joins and leaves, rely on it.
+// messages overtake each other; ergonx's erldist (actors.NodeOptions)
+// writes and reads each connection in order. A caller's requests, replies
+// and cancels, and a scope's joins and leaves, rely on it.
 func TestRemoteMessagesBetweenTwoProcessesArriveInOrder(t *testing.T) {
 	const n = 50_000
 	assert.Zero(t, sendSequence(t, ergonxNode, n), "messages overtook each other between ergonx nodes")
@@ -128,7 +129,7 @@ func TestRemoteMessagesBetweenTwoProcessesArriveInOrder(t *testing.T) {
 		inv := sendSequence(t, ergoDefaultNode, n)
 		t.Logf("with ergo's default distribution (%d handlers): %d of %d messages out of order", runtime.NumCPU(), inv, n)
 		assert.Positive(t, inv, "ergo's default distribution reorders messages; if it no longer does, "+
-			"actors.NodeOptions' NumHandlers = 1 may be reconsidered")
+			"ergo was fixed")
 	}
 }
 
@@ -170,9 +171,8 @@ func sendMixed(t *testing.T, kind nodeKind, wait time.Duration) (arrived, sent i
 
 // ergo's link flusher writes packets over 64,000 bytes straight to the
 // socket, ahead of smaller ones still buffered: the stream is corrupted and
-// the connection drops. ergonx's fragmentation unit keeps every packet in
-// the buffer. If this test fails on its first assertion, ergo was fixed and
-// actors.FragmentationUnit may go.
+// the connection drops. erldist writes every message through one ordered
+// writer (and fragments large ones itself), so every message arrives.
 func TestErgoFlusherCorruptsLargePackets(t *testing.T) {
 	arrived, sent := sendMixed(t, ergoFragmentNode, 3*time.Second)
 	assert.Less(t, arrived, sent, "with ergo's fragmentation unit, some messages are lost to a corrupted stream")
@@ -183,52 +183,85 @@ func TestErgoFlusherCorruptsLargePackets(t *testing.T) {
 }
 
 // ergo sends exit reasons as atoms; one over 255 characters cannot be
-// encoded, and the remote watcher never gets the DOWN. This is why results
-// travel as messages (see TestLongResultsAndErrorsCrossNodesIntact).
+// encoded, and the remote watcher never gets the DOWN. erldist sends a
+// reason that cannot be an atom as a binary, and term reasons
+// (erldist.TermReason) as the terms they are: every DOWN arrives, and
+// erldist.ReasonTerm reads it the same on both nodes.
 //
 // No timeout decides it: a second process, watched after the first and
 // stopping when the first has stopped, sends its DOWN over the same
 // connection afterwards, so when that arrives, the first one's would have.
 func TestErgoDropsRemoteDownReasonsOver255Characters(t *testing.T) {
-	a, b := takeNode(t, ergonxNode), takeNode(t, ergonxNode)
-	testnode.Mesh(t, a, b)
-	watcher, got := spawnRecorder(t, a, "", 16)
-	for _, n := range []int{255, 256} {
-		reason := strings.Repeat("r", n)
-		first, err := b.Spawn("", gen.ProcessOptions{}, &stopOnMessage{})
-		require.NoError(t, err)
-		second, err := b.Spawn("", gen.ProcessOptions{}, &stopOnDown{})
-		require.NoError(t, err)
-		watcher.MonitorProcess(first.Self())
-		watcher.MonitorProcess(second.Self())
-		waitFor(t, "the remote monitors", func() bool {
-			i1, _ := b.ProcessInfo(first.Self())
-			i2, _ := b.ProcessInfo(second.Self())
-			return slices.Contains(i1.MonitoredBy, watcher.Self()) && slices.Contains(i2.MonitoredBy, watcher.Self())
-		})
-		// After the watcher's: first's DOWNs go out in monitor order.
-		second.MonitorProcess(first.Self())
-		require.NoError(t, watcher.Send(first.Self(), reason))
-
-		var downs []gen.MessageDown
-		for len(downs) == 0 || downs[len(downs)-1].Pid != second.Self() {
-			m := within(t, waitLimit, got, "the second process's DOWN")
-			downs = append(downs, m.(gen.MessageDown))
+	long := strings.Repeat("r", 256)
+	big, err := erldist.TermReason(etf.Tuple{etf.Atom("result"), make([]byte, 100_000)})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		kind   nodeKind
+		reason string
+		want   etf.Term // nil: the DOWN never arrives
+	}{
+		{ergoFragmentNode, strings.Repeat("r", 255), etf.Atom(strings.Repeat("r", 255))},
+		{ergoFragmentNode, long, nil},
+		{ergonxNode, strings.Repeat("r", 255), etf.Atom(strings.Repeat("r", 255))},
+		{ergonxNode, long, []byte(long)},
+		{ergonxNode, big, etf.Tuple{etf.Atom("result"), make([]byte, 100_000)}},
+	} {
+		downs := remoteDowns(t, tc.kind, tc.reason, tc.want != nil)
+		if tc.want == nil {
+			assert.Len(t, downs, 1, "the DOWN with a %d-character reason never arrives", len(tc.reason))
+			continue
 		}
-		if n <= 255 {
-			require.Len(t, downs, 2, "a %d-character reason", n)
-			assert.Equal(t, reason, downs[0].Reason)
-		} else {
-			assert.Len(t, downs, 1, "the DOWN with a %d-character reason never arrives", n)
-		}
+		require.Len(t, downs, 2, "a %d-character reason", len(tc.reason))
+		i := slices.IndexFunc(downs, func(d gen.MessageDown) bool { return d.Reason != "normal" })
+		require.GreaterOrEqual(t, i, 0)
+		assert.Equal(t, tc.want, erldist.ReasonTerm(downs[i].Reason))
 	}
 }
+
+// remoteDowns watches a process of another node that stops with reason,
+// and returns the DOWNs that arrived up to that of a second process that
+// stops after the first (and up to the first's too, with both: a DOWN
+// with a large reason travels in fragments, and other processes' signals
+// may pass it).
+func remoteDowns(t *testing.T, kind nodeKind, reason string, both bool) []gen.MessageDown {
+	a, b := takeNode(t, kind), takeNode(t, kind)
+	testnode.Mesh(t, a, b)
+	watcher, got := spawnRecorder(t, a, "", 16)
+	first, err := b.Spawn("", gen.ProcessOptions{}, &stopOnMessage{})
+	require.NoError(t, err)
+	second, err := b.Spawn("", gen.ProcessOptions{}, &stopOnDown{})
+	require.NoError(t, err)
+	watcher.MonitorProcess(first.Self())
+	watcher.MonitorProcess(second.Self())
+	waitFor(t, "the remote monitors", func() bool {
+		i1, _ := b.ProcessInfo(first.Self())
+		i2, _ := b.ProcessInfo(second.Self())
+		return slices.Contains(i1.MonitoredBy, watcher.Self()) && slices.Contains(i2.MonitoredBy, watcher.Self())
+	})
+	// After the watcher's: first's DOWNs go out in monitor order.
+	second.MonitorProcess(first.Self())
+	require.NoError(t, first.Send(first.Self(), reasonMsg{reason}))
+
+	var downs []gen.MessageDown
+	arrived := func(p gen.Process) bool {
+		return slices.ContainsFunc(downs, func(d gen.MessageDown) bool { return d.Pid == p.Self() })
+	}
+	for !arrived(second) || both && !arrived(first) {
+		m := within(t, waitLimit, got, "the DOWNs")
+		downs = append(downs, m.(gen.MessageDown))
+	}
+	return downs
+}
+
+// reasonMsg tells stopOnMessage its stop reason (a local message: the
+// reason may be a term reason string of any size).
+type reasonMsg struct{ reason string }
 
 // stopOnMessage stops with the reason it is sent.
 type stopOnMessage struct{ gen.Server }
 
 func (*stopOnMessage) HandleInfo(_ *gen.ServerProcess, m etf.Term) gen.ServerStatus {
-	return gen.ServerStatusStopWithReason(m.(string))
+	return gen.ServerStatusStopWithReason(m.(reasonMsg).reason)
 }
 
 // stopOnDown stops normally when a process it watches goes down.

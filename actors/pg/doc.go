@@ -79,10 +79,11 @@
 //     a tuple), and every send is checked first.
 //   - Map keys that are tuples or lists are dropped on decode. pg's
 //     protocol has no maps, and the check refuses any.
-//   - Messages between two nodes are reordered unless the distribution
-//     protocol runs one handler per connection (actors.NodeOptions sets
-//     NumHandlers = 1). A leave that overtook its join would leave a
-//     ghost member on the peer.
+//   - ergo's own distribution reorders messages between two nodes (it
+//     spreads a connection over several handlers); ergonx nodes run their
+//     own (internal/erldist, through actors.NodeOptions), which keeps the
+//     order. A leave that overtook its join would leave a ghost member on
+//     the peer.
 //   - Node-up events (node.EventNetwork) reach only the node started last
 //     in an OS process: ergo keeps the event's owner in a package-level
 //     variable that every node start overwrites. In production there is

@@ -10,7 +10,7 @@ import (
 )
 
 // startNode stands for a node started the usual way, with
-// ergo.StartNode(name, cookie, actors.NodeOptions(opts)).
+// actors.StartNode(name, cookie, opts).
 func startNode() node.Node { return pg.LendNode() }
 
 // A serving with two partitions joins the group of its name twice; callers

@@ -194,8 +194,8 @@ func (r *scopeRegistry) remove(s *Scope) {
 // that its cleanup takes, so a message arriving while a scope stops is a
 // data race that -race reports (inside ergo; harmless in production).
 //
-// It relies on the order of messages between two processes (one handler
-// per connection): a marker that from joins reaches to after everything
+// It relies on the order of messages between two processes (erldist's
+// one ordered writer and reader per connection): a marker that from joins reaches to after everything
 // from sent before it. Four alternating rounds outlast the discovery
 // exchange, in which a discover is answered by a sync and, from a scope
 // that did not know the sender yet, a discover.

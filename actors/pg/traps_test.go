@@ -79,9 +79,10 @@ func TestTrapConcurrentJoinsFromGoroutines(t *testing.T) {
 	waitMembers(t, "crowd", pids, scopes[1])
 }
 
-// Remote messages between two processes arrive in order only with one
-// connection handler (actors.NodeOptions sets NumHandlers = 1). If a
-// leave overtook its join, the peer would keep a member that left.
+// Remote messages between two processes arrive in order: ergo's own
+// distribution reorders them with several connection handlers; ergonx's
+// (internal/erldist, through actors.NodeOptions) keeps them in order. If
+// a leave overtook its join, the peer would keep a member that left.
 func TestTrapRemoteOrderIsKept(t *testing.T) {
 	nodes, scopes := cluster(t, 2)
 	p := spawn(t, nodes[0]).Self()

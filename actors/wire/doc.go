@@ -102,6 +102,20 @@
 // them around). It allocates as it reads, so a length that claims more
 // than the bytes hold cannot make it allocate much.
 //
+// # Any term: EncodeTerm, TermDecoder, RawTerm
+//
+// Besides the Nx shapes, the package has a general codec of the external
+// term format for any ergo term, built for bytes from the network (the
+// distribution layer, internal/erldist, uses it for every message):
+// EncodeTerm and AppendTerm write etf terms and the Go values ergo's
+// encoder accepts; DecodeTerm and TermDecoder read them back into the Go
+// types ergo's decoder gives (so code written against ergo's terms keeps
+// working), resolving atom cache references through a table the caller
+// gives, checking every length against the bytes before allocating,
+// bounding nesting and decoded size, and never panicking (fuzzed); a
+// RawTerm (bytes term_to_binary gave) is spliced into a term unchanged.
+// See term.go for the exact type mapping.
+//
 // # Memory and concurrency
 //
 // Encode and Decode are safe for concurrent use. Encode copies tensor data

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
@@ -96,8 +95,9 @@ type Options struct {
 	// Cookie is the cluster's shared secret. Required.
 	Cookie string
 	// Node is the base ergo options (listeners, TLS, registrar...).
-	// actors.NodeOptions is applied to it: anonymous metrics are off and
-	// the distribution keeps per-pair message order.
+	// The node is started with actors.StartNode: anonymous metrics are
+	// off, the distribution is ergonx's erldist (per-pair message order,
+	// term exit reasons, OTP 25 interop) and Erlang nodes get pong.
 	Node node.Options
 	// Scope configures the process-group scope (default name
 	// pg.DefaultScope).
@@ -110,7 +110,7 @@ func StartNode(name string, o Options) (node.Node, error) {
 	if o.Cookie == "" {
 		return nil, fmt.Errorf("runtime: start node %s: a cookie is required", name)
 	}
-	nd, err := ergo.StartNode(name, o.Cookie, actors.NodeOptions(o.Node))
+	nd, err := actors.StartNode(name, o.Cookie, o.Node)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: start node %s: %w", name, err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/node"
 
 	"github.com/ergonx/ergonx/actors"
@@ -18,11 +17,10 @@ import (
 // EPMD: for commands that serve within one process. withRuntime adds the
 // runtime application (process groups and the serving endpoint).
 func startLocalNode(name string, withRuntime bool) (node.Node, error) {
-	opts := actors.NodeOptions(node.Options{
+	nd, err := actors.StartNode(name+"@localhost", "ergonx-local", node.Options{
 		Registrar: actors.NewStaticRegistrar(),
 		Listeners: []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 15000, ListenEnd: 65000}},
 	})
-	nd, err := ergo.StartNode(name+"@localhost", "ergonx-local", opts)
 	if err != nil {
 		return nil, fmt.Errorf("start node %s: %w", name, err)
 	}

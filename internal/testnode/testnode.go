@@ -2,9 +2,8 @@
 // unique name, listens on a free loopback port, needs no EPMD (the nodes of
 // one test binary resolve each other through one actors.StaticRegistrar, so
 // parallel test binaries never share an EPMD daemon) and is stopped when the
-// test ends. Every node is started
-// through actors.NodeOptions, so none of them sends anything off the
-// machine.
+// test ends. Every node is started with actors.StartNode (so through
+// actors.NodeOptions), so none of them sends anything off the machine.
 package testnode
 
 import (
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/node"
 
 	"github.com/ergonx/ergonx/actors"
@@ -70,7 +68,7 @@ func StartE(opts Options) (node.Node, error) {
 	// ergo binds the first free port of the range itself, so no other
 	// process can take it between a check and the bind.
 	no.Listeners = []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 20000, ListenEnd: 60000}}
-	nd, err := ergo.StartNode(full, cookie, actors.NodeOptions(no))
+	nd, err := actors.StartNode(full, cookie, no)
 	if err != nil {
 		return nil, fmt.Errorf("start node %s: %w", full, err)
 	}
