@@ -37,7 +37,7 @@
          batched_run/2, batched_run/3,
          '__distributed_batched_run__'/3, '__distributed_batched_run__'/4,
          tensor/2, to_floats/1, batch_concatenate/1, plain_tensor_preprocessing/0,
-         run_many/3, bench/4]).
+         run_many/3, bench/4, retries/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(PG, 'Elixir.Nx.Serving.PG').
@@ -46,7 +46,8 @@
 %%% Generations
 
 set_generation(G) when G =:= v05; G =:= v06; G =:= v10 ->
-    persistent_term:put({?MODULE, generation}, G).
+    persistent_term:put({?MODULE, generation}, G),
+    persistent_term:put({?MODULE, retries}, counters:new(1, [atomics])).
 
 generation() ->
     persistent_term:get({?MODULE, generation}, v10).
@@ -242,6 +243,20 @@ batched_run({local, Name}, Input, _DistPre) when is_atom(Name) ->
         {'DOWN', Reason} -> exit({Reason, {?MODULE, local_batched_run, [Name, Input]}})
     end.
 
+%% retries() is how many times callers of this node retried on noproc
+%% (for the tests; Nx counts nothing).
+retries() ->
+    case persistent_term:get({?MODULE, retries}, undefined) of
+        undefined -> 0;
+        C -> counters:get(C, 1)
+    end.
+
+count_retry() ->
+    case persistent_term:get({?MODULE, retries}, undefined) of
+        undefined -> ok;
+        C -> counters:add(C, 1, 1)
+    end.
+
 with_retries(Name, Input, 0) ->
     exit({noproc, {?MODULE, distributed_batched_run, [Name, Input, [{retries, 0}]]}});
 with_retries(Name, Input, Retries) ->
@@ -264,6 +279,7 @@ call_v05(Name, Input, Retries, Pid, Ref) ->
         {'DOWN', MRef, _, _, {Ref, Result}} ->
             Result;
         {'DOWN', _, _, _, noproc} ->
+            count_retry(),
             with_retries(Name, Input, Retries - 1);
         {'DOWN', _, _, _, Reason} ->
             exit({Reason, {?MODULE, distributed_batched_run, [Name, Input, [{retries, Retries}]]}})
@@ -277,6 +293,7 @@ call_v06(Name, Input, Retries, Pid, Ref) ->
         {'DOWN', MRef, _, _, {Ref, Result}} ->
             Result;
         {'DOWN', MRef, _, _, noproc} ->
+            count_retry(),
             with_retries(Name, Input, Retries - 1);
         {'DOWN', MRef, _, _, Reason} ->
             exit({Reason, {?MODULE, distributed_batched_run, [Name, Input, [{retries, Retries}]]}})
