@@ -18,12 +18,12 @@ type book struct {
 // entry is one known node.
 type entry struct {
 	connected bool
-	learned   bool      // never seen connected: learned from a peer's list or a group
-	since     time.Time // went down, or was learned: retries end at since+ForgetAfter
+	learned   bool          // never seen connected: learned from a peer's list or a group
+	since     time.Time     // went down, or was learned: retries end at since+ForgetAfter
 	next      time.Time     // the next attempt, when not connected
 	backoff   time.Duration // the wait after the next failure
-	attempts  int  // since it went down or was learned
-	inFlight  bool // an attempt is running
+	attempts  int           // since it went down or was learned
+	inFlight  bool          // an attempt is running
 }
 
 func newBook(self string, opts Options) *book {

@@ -41,8 +41,6 @@ const (
 	DefaultGrace = DefaultMaxBackoff
 )
 
-
-
 // Options configures Start and ChildSpec. The zero value is the default
 // mesh. Fields are read once, at start.
 type Options struct {
