@@ -186,7 +186,7 @@ func (b *book) others(n string) []string {
 func (b *book) peers() []Peer {
 	out := make([]Peer, 0, len(b.nodes))
 	for n, e := range b.nodes {
-		p := Peer{Node: n, Connected: e.connected, Attempts: e.attempts, Dialing: e.inFlight}
+		p := Peer{Node: n, Connected: e.connected, Learned: e.learned, Attempts: e.attempts, Dialing: e.inFlight}
 		if !e.connected {
 			p.Since, p.Next = e.since, e.next
 		}

@@ -109,6 +109,9 @@ func (o Options) withDefaults() (Options, error) {
 type Peer struct {
 	Node      string
 	Connected bool
+	// Learned is set for a node known only by name (from a peer's list
+	// or a group), never seen connected.
+	Learned bool
 	// Since is when the node went down, or was learned of; zero while it
 	// is connected. It is forgotten at Since + ForgetAfter.
 	Since time.Time
