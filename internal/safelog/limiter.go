@@ -60,7 +60,9 @@ type keyState struct {
 	last       time.Time // of the last line, let through or not
 }
 
-// Default is the limiter of the package-level Warn, Error and Info.
+// Default is the limiter of the package-level Warn, Error and Info, with
+// the default limits, logging to slog.Default(). A test may replace it
+// while nothing logs.
 var Default = &Limiter{}
 
 // NewLimiter returns a limiter of lines per per (zero values mean the
