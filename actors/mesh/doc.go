@@ -62,7 +62,8 @@
 // At most MaxNodes (1,024) nodes are remembered; what a peer's list adds
 // beyond that, and any entry that is not a node name, is dropped and
 // logged at a bounded rate (internal/safelog). A list names at most
-// MaxNodes nodes; the rest is not read. Messages of other shapes are
+// MaxNodes nodes; the rest is not read. A gen_server call is answered
+// badarg (no caller waits for its timeout); messages of other shapes are
 // ignored. The process never makes a synchronous call and never blocks on
 // a connection attempt.
 //

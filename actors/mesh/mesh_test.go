@@ -244,10 +244,35 @@ func TestHostileListsAreBounded(t *testing.T) {
 		// Names that sort after this node's are tried at once.
 		assert.Equal(t, 1, p.Attempts, "tried once (no route), then an hour of backoff")
 	}
+	// A gen_server call is answered, not left to time out.
+	in := &inbox{got: make(chan etf.Term, 1)}
+	caller, err := nd.Spawn("", gen.ProcessOptions{}, in)
+	require.NoError(t, err)
+	ref := caller.MakeRef()
+	require.NoError(t, caller.Send(gen.ProcessID{Name: "mesh.hostile", Node: nd.Name()},
+		etf.Tuple{etf.Atom("$gen_call"), etf.Tuple{caller.Self(), ref}, etf.Atom("which_nodes")}))
+	select {
+	case got := <-in.got:
+		assert.Equal(t, etf.Tuple{ref, etf.Atom("badarg")}, got)
+	case <-time.After(waitLimit):
+		t.Fatal("no answer to a call")
+	}
+
 	// Still serving: a Forget goes through its loop.
 	m.Forget("zzok@nowhere")
 	assert.Len(t, m.Peers(), 7)
 	assert.True(t, slices.IsSortedFunc(m.Peers(), func(x, y Peer) int { return strings.Compare(x.Node, y.Node) }))
+}
+
+// inbox is a process that hands its messages to the test.
+type inbox struct {
+	gen.Server
+	got chan etf.Term
+}
+
+func (i *inbox) HandleInfo(_ *gen.ServerProcess, m etf.Term) gen.ServerStatus {
+	i.got <- m
+	return gen.ServerStatusOK
 }
 
 func TestStartAndLookup(t *testing.T) {

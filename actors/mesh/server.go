@@ -146,6 +146,12 @@ func (l *loop) handle(now time.Time, msg etf.Term) {
 			l.book.markDown(now, m.PeerName)
 		}
 	case etf.Tuple:
+		if caller, ref, ok := genCall(m); ok {
+			// Answer a gen_server call, as OTP servers answer one they do
+			// not know, so that the caller does not wait for its timeout.
+			_ = l.proc.Send(caller, etf.Tuple{ref, etf.Atom("badarg")})
+			return
+		}
 		names, ok := parseNodes(m, l.opts.MaxNodes)
 		if !ok {
 			l.ignore(msg)
@@ -217,6 +223,20 @@ func (l *loop) tell(n string) {
 }
 
 func (l *loop) publish() { l.mesh.publish(l.book.peers()) }
+
+// genCall reads {'$gen_call', {Pid, Ref}, Request}.
+func genCall(t etf.Tuple) (etf.Pid, etf.Ref, bool) {
+	if len(t) != 3 || t[0] != etf.Atom("$gen_call") {
+		return etf.Pid{}, etf.Ref{}, false
+	}
+	from, ok := t[1].(etf.Tuple)
+	if !ok || len(from) != 2 {
+		return etf.Pid{}, etf.Ref{}, false
+	}
+	pid, ok1 := from[0].(etf.Pid)
+	ref, ok2 := from[1].(etf.Ref)
+	return pid, ref, ok1 && ok2
+}
 
 // parseNodes reads {ergonx_mesh_nodes, [Node]}: at most limit atoms, the
 // rest unread. Entries that are not atoms are skipped (learn refuses
