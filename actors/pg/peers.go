@@ -17,6 +17,21 @@ const (
 	refuseDead      = "dead"       // a pid a probe found dead
 )
 
+// maxMonitorsPerPid bounds the monitors placed on one probed pid. ergo
+// v1.999.224 sends a remote monitor request before it registers the
+// monitor locally (node/monitor.go, RouteMonitor), so the immediate noproc
+// answer for a pid that is already dead is now and then dropped (9 of
+// 2,000 on a loaded 2-core machine): the scope places a second monitor
+// when the peer's answer to the probe arrives, and a third on a later
+// suspicion, never more, as it never demonitors (see state).
+const maxMonitorsPerPid = 3
+
+// probe is a remote pid watched since a Suspect.
+type probe struct {
+	peer     etf.Pid // its peer scope
+	monitors int     // placed so far
+}
+
 // maxDeadPerPeer bounds the pids remembered as dead for one peer scope:
 // past it the oldest are forgotten, so a peer that announces dead pids
 // without end costs bounded memory (a forgotten one that is announced
@@ -151,8 +166,8 @@ func (s *state) forgetPeer(peer etf.Pid) {
 	for g, pids := range v.groups {
 		s.table.remove(g, v.visible(pids), false)
 	}
-	for p, owner := range s.probed {
-		if owner == peer {
+	for p, pr := range s.probed {
+		if pr.peer == peer {
 			delete(s.probed, p)
 		}
 	}
@@ -246,6 +261,9 @@ func (s *state) sync(peer etf.Pid, groups map[string][]etf.Pid, over int) {
 		if v.has(p) {
 			s.stats.restored.Add(1)
 		}
+		// The answer to a probe: watch the pid once more, in case ergo
+		// dropped the first monitor's DOWN (see maxMonitorsPerPid).
+		s.watch(p)
 	}
 	clear(v.suspect)
 	v.probing = false
@@ -371,15 +389,26 @@ func (s *state) suspect(pid etf.Pid) bool {
 // stops listing pid, so that a DOWN that comes after the peer's answer
 // still marks pid dead.
 func (s *state) probe(peer etf.Pid, v *peerView, pid etf.Pid) {
-	if _, watched := s.probed[pid]; !watched && v.probes < s.maxPeer && s.out.connected(string(pid.Node)) {
-		s.out.monitor(pid)
-		s.probed[pid] = peer
+	if _, watched := s.probed[pid]; !watched && v.probes < s.maxPeer {
+		s.probed[pid] = &probe{peer: peer}
 		v.probes++
 	}
+	s.watch(pid)
 	if !v.probing {
 		v.probing = true
 		s.out.send(peer, discoverMsg(s.self))
 	}
+}
+
+// watch places one more monitor on a probed pid, up to
+// maxMonitorsPerPid, if its node is connected.
+func (s *state) watch(pid etf.Pid) {
+	pr, ok := s.probed[pid]
+	if !ok || pr.monitors >= maxMonitorsPerPid || !s.out.connected(string(pid.Node)) {
+		return
+	}
+	pr.monitors++
+	s.out.monitor(pid)
 }
 
 // restore shows again, with all their entries, the suspected pids among

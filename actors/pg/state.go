@@ -53,9 +53,9 @@ type state struct {
 	// peers maps each known peer scope (monitored) to what it announced;
 	// at most one per node (see acceptPeer).
 	peers map[etf.Pid]*peerView
-	// probed maps the remote members watched since a Suspect to their
-	// peer scope, so that their DOWN finds them.
-	probed map[etf.Pid]etf.Pid
+	// probed holds the remote members watched since a Suspect, so that
+	// their DOWN finds their peer scope.
+	probed map[etf.Pid]*probe
 	// discovered holds the connected nodes we sent discover to since they
 	// connected; see rescan.
 	discovered map[string]struct{}
@@ -71,7 +71,7 @@ func newState(self etf.Pid, t *table, out outbox, maxPeer int) *state {
 		maxPeer: maxPeer,
 		local:   make(map[etf.Pid][]string),
 		peers:   make(map[etf.Pid]*peerView),
-		probed:  make(map[etf.Pid]etf.Pid),
+		probed:  make(map[etf.Pid]*probe),
 
 		discovered: make(map[string]struct{}),
 	}
@@ -144,9 +144,11 @@ func (s *state) leave(group string, pids []etf.Pid) error {
 // peer scope that stopped or whose node went away (noconnection), or a
 // remote member probed since a Suspect.
 func (s *state) down(pid etf.Pid) {
-	if peer, ok := s.probed[pid]; ok {
+	if pr, ok := s.probed[pid]; ok {
+		// Later DOWNs of the same pid (it may be watched more than once)
+		// find no probe and are ignored.
 		delete(s.probed, pid)
-		if v, ok := s.peers[peer]; ok {
+		if v, ok := s.peers[pr.peer]; ok {
 			s.dead(v, pid)
 		}
 	}
