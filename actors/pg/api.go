@@ -306,7 +306,9 @@ func (s *Scope) Suspect(pid etf.Pid) error {
 }
 
 // Stats counts what the scope refused from its peers and what Suspect
-// did, since the scope started. Each count only grows.
+// did, since the scope started. Each count only grows, and moves before
+// the table changes it counts: a Monitor subscriber that sees a suspected
+// member leave, or come back, sees it counted.
 type Stats struct {
 	// Forged is the number of entries peers announced for pids that are
 	// not theirs: of another node (a node that does not exist included),

@@ -94,15 +94,15 @@ func ExampleScope_Suspect() {
 	_ = sb.Join("servings", member.Self())
 	fmt.Println((<-events).Kind) // a sees the member
 
-	_ = sa.Suspect(member.Self())
-	fmt.Println((<-events).Kind, "; picked:", len(sa.Members("servings")))
+	_ = sa.Suspect(member.Self()) // hidden on a when it returns
+	ev := <-events
+	fmt.Println(ev.Kind, len(ev.Pids), "; suspected:", sa.Stats().Suspected)
 
 	// b's scope answers the probe and still lists the member: back.
-	fmt.Println((<-events).Kind, "; picked:", len(sa.Members("servings")))
-	fmt.Printf("%+v\n", sa.Stats())
+	ev = <-events
+	fmt.Println(ev.Kind, len(ev.Pids), "; restored:", sa.Stats().Restored)
 	// Output:
 	// joined
-	// left ; picked: 0
-	// joined ; picked: 1
-	// {Forged:0 OverLimit:0 DeadRefused:0 Suspected:1 Restored:1 Dead:0}
+	// left 1 ; suspected: 1
+	// joined 1 ; restored: 1
 }

@@ -79,14 +79,7 @@ func (v *peerView) visible(list []etf.Pid) []etf.Pid {
 }
 
 // has reports whether p has an entry in any group.
-func (v *peerView) has(p etf.Pid) bool {
-	for _, members := range v.groups {
-		if slices.Contains(members, p) {
-			return true
-		}
-	}
-	return false
-}
+func (v *peerView) has(p etf.Pid) bool { return listed(v.groups, p) }
 
 // deadSet is a set of pids that forgets its oldest beyond maxDeadPerPeer.
 type deadSet struct {
@@ -246,6 +239,16 @@ func (s *state) sync(peer etf.Pid, groups map[string][]etf.Pid, over int) {
 		}
 	}
 
+	// Counters move before the table, so that whoever sees the change
+	// (a Monitor event) sees them counted.
+	for p := range v.suspect {
+		if listed(next, p) {
+			s.stats.restored.Add(1)
+		}
+		// The answer to a probe: watch the pid once more, in case ergo
+		// dropped the first monitor's DOWN (see maxMonitorsPerPid).
+		s.watch(p)
+	}
 	for g, pids := range next {
 		added, removed := multisetDiff(v.visible(v.groups[g]), pids)
 		s.table.remove(g, removed, false)
@@ -257,16 +260,18 @@ func (s *state) sync(peer etf.Pid, groups map[string][]etf.Pid, over int) {
 		}
 	}
 	v.groups, v.entries = next, s.maxPeer-room
-	for p := range v.suspect {
-		if v.has(p) {
-			s.stats.restored.Add(1)
-		}
-		// The answer to a probe: watch the pid once more, in case ergo
-		// dropped the first monitor's DOWN (see maxMonitorsPerPid).
-		s.watch(p)
-	}
 	clear(v.suspect)
 	v.probing = false
+}
+
+// listed reports whether p has an entry in groups.
+func listed(groups map[string][]etf.Pid, p etf.Pid) bool {
+	for _, members := range groups {
+		if slices.Contains(members, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // remoteJoin applies a peer's join (over: the pids the parser did not
@@ -361,18 +366,16 @@ func (s *state) suspect(pid etf.Pid) bool {
 		if _, already := v.suspect[pid]; already {
 			return true
 		}
-		hidden := false
+		if !v.has(pid) {
+			return false
+		}
+		s.stats.suspected.Add(1) // before the table: see sync
 		for g, members := range v.groups {
 			if n := countPid(members, pid); n > 0 {
 				s.table.remove(g, repeat(pid, n), false)
-				hidden = true
 			}
 		}
-		if !hidden {
-			return false
-		}
 		v.suspect[pid] = struct{}{}
-		s.stats.suspected.Add(1)
 		s.probe(peer, v, pid)
 		return true
 	}
@@ -435,6 +438,7 @@ func (s *state) restore(v *peerView, pids []etf.Pid) {
 // from now on.
 func (s *state) dead(v *peerView, pid etf.Pid) {
 	v.probes--
+	s.stats.dead.Add(1) // before the table: see sync
 	_, hidden := v.suspect[pid]
 	for g, members := range v.groups {
 		rest, removed := removeCounted(members, map[etf.Pid]int{pid: len(members)}, 1)
@@ -453,7 +457,6 @@ func (s *state) dead(v *peerView, pid etf.Pid) {
 	}
 	delete(v.suspect, pid)
 	v.dead.add(pid)
-	s.stats.dead.Add(1)
 }
 
 func countPid(list []etf.Pid, p etf.Pid) int {
