@@ -2,14 +2,14 @@ package actors
 
 import (
 	"errors"
-	"fmt"
-	"log/slog"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
+
+	"github.com/ergonx/ergonx/internal/safelog"
 )
 
 // ErrTaskSupervisorStopped is returned by TaskSupervisor.Go once the task
@@ -69,7 +69,9 @@ func (ts *TaskSupervisor) Go(fn func()) error {
 func (ts *TaskSupervisor) run(fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("actors: task panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			// The panic value may hold anything (a request's data): a
+			// bounded rendering of it, and a bounded rate of such lines.
+			safelog.Error("actors.task.panic", "actors: task panicked", "panic", safelog.T(r), "stack", string(debug.Stack()))
 		}
 		ts.mu.Lock()
 		ts.count--
@@ -99,7 +101,9 @@ func (ts *TaskSupervisor) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) 
 		ts.stopAndWait()
 		return m.Reason
 	}
-	slog.Warn("actors: task supervisor got an unexpected message", "message", fmt.Sprint(msg))
+	// Any node can send to a registered task supervisor: log a bounded
+	// rendering of what it sent, at a bounded rate.
+	safelog.Warn("actors.tasksup.message", "actors: task supervisor got an unexpected message", "message", safelog.T(msg))
 	return ""
 }
 
@@ -123,7 +127,7 @@ func (ts *TaskSupervisor) stopAndWait() {
 	select {
 	case <-done:
 	case <-timer.C:
-		slog.Warn("actors: task supervisor stopping with tasks still running; abandoning them",
+		safelog.Warn("actors.tasksup.abandon", "actors: task supervisor stopping with tasks still running; abandoning them",
 			"running", ts.Running(), "waited", ts.shutdown)
 	}
 }

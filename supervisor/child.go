@@ -9,6 +9,8 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
+
+	"github.com/ergonx/ergonx/internal/safelog"
 )
 
 // This file starts and stops children; all of it runs on the supervisor's
@@ -174,8 +176,8 @@ func (r *run) terminate(c *child) {
 		return
 	}
 	if ending.Err() == nil {
-		lib.Warning("supervisor %s: child %s did not stop within %v; killing it",
-			r.self, childID(c.spec.Name, c.index), c.spec.Shutdown)
+		safelog.Warn("supervisor.kill", "supervisor: a child did not stop in time; killing it",
+			"supervisor", r.self.String(), "child", childID(c.spec.Name, c.index), "shutdown", c.spec.Shutdown)
 		survive(c.proc.Kill)
 		r.observe(event{kind: evKilled, child: c.spec.Name, index: c.index})
 	}
@@ -184,8 +186,8 @@ func (r *run) terminate(c *child) {
 	if r.await(c, r.spec.KillWait) {
 		return
 	}
-	lib.Warning("supervisor %s: killed child %s is still inside a callback after %v; giving up on it",
-		r.self, childID(c.spec.Name, c.index), r.spec.KillWait)
+	safelog.Warn("supervisor.abandon", "supervisor: a killed child is still inside a callback; giving up on it",
+		"supervisor", r.self.String(), "child", childID(c.spec.Name, c.index), "waited", r.spec.KillWait)
 	c.alive, c.proc = false, nil
 	r.publish()
 	r.observe(event{kind: evAbandoned, child: c.spec.Name, index: c.index})

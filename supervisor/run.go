@@ -8,6 +8,8 @@ import (
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
+
+	"github.com/ergonx/ergonx/internal/safelog"
 )
 
 var errLoopPanicked = errors.New("supervisor: panicked while starting its children")
@@ -103,11 +105,11 @@ func (r *run) requestStop() {
 // started have been stopped in reverse order when it returns.
 func (r *run) startup() error {
 	if r.specErr != nil {
-		lib.Warning("supervisor %s: %v", r.self, r.specErr)
+		safelog.Warn("supervisor.spec", "supervisor: invalid spec", "supervisor", r.self.String(), "error", safelog.T(r.specErr))
 		return r.specErr
 	}
 	if err := r.startChildren(); err != nil {
-		lib.Warning("supervisor %s: %v", r.self, err)
+		safelog.Warn("supervisor.start", "supervisor: a child failed to start", "supervisor", r.self.String(), "error", safelog.T(err))
 		return err
 	}
 	return nil
@@ -137,8 +139,9 @@ func (r *run) childExited(c *child, reason string) {
 			r.publish()
 		}
 	case planShutdown:
-		lib.Warning("supervisor %s: child %s exited (%s); restart intensity (%d in %v) reached, shutting down",
-			r.self, childID(c.spec.Name, c.index), reason, r.spec.MaxRestarts, r.spec.Period)
+		safelog.Warn("supervisor.intensity", "supervisor: restart intensity reached, shutting down",
+			"supervisor", r.self.String(), "child", childID(c.spec.Name, c.index), "reason", reasonValue(reason),
+			"max_restarts", r.spec.MaxRestarts, "period", r.spec.Period)
 		r.requestShutdown(ReasonShutdown)
 	case planRestartAll:
 		r.restartAll()
@@ -164,7 +167,7 @@ func (r *run) restartAll() {
 		if err == nil {
 			return
 		}
-		lib.Warning("supervisor %s: restart: %v", r.self, err)
+		safelog.Warn("supervisor.restart", "supervisor: restart failed", "supervisor", r.self.String(), "error", safelog.T(err))
 		if !r.window.allow(time.Now()) {
 			r.requestShutdown(ReasonShutdown)
 		}
@@ -179,11 +182,18 @@ func (r *run) restartOne(c *child) {
 		if err == nil {
 			return
 		}
-		lib.Warning("supervisor %s: restart: %v", r.self, err)
+		safelog.Warn("supervisor.restart", "supervisor: restart failed", "supervisor", r.self.String(), "error", safelog.T(err))
 		if !r.window.allow(time.Now()) {
 			r.requestShutdown(ReasonShutdown)
 		}
 	}
+}
+
+// reasonValue prints an exit reason for a log line: reasons are strings of
+// any length (a stop reason, or a peer's term flattened by ergo), so at
+// most a bounded prefix of one is written.
+func reasonValue(reason string) safelog.Value {
+	return safelog.Limits{MaxString: 256}.T(reason)
 }
 
 // requestShutdown records the first shutdown reason; later ones are

@@ -43,10 +43,33 @@ type Options struct {
 	// an OS process (see the package doc), so the scan is what finds peers
 	// on the others. Zero means DefaultDiscoveryInterval.
 	DiscoveryInterval time.Duration
+
+	// MaxPeerMembers is the most entries (group memberships, one per
+	// join) that one peer node may hold in this scope's table. Entries a
+	// peer announces beyond it are refused, counted in Stats.OverLimit
+	// and logged (rate-limited), so that a peer announcing millions of
+	// members costs this node a bounded amount of memory. Zero means
+	// DefaultMaxPeerMembers.
+	MaxPeerMembers int
 }
 
 // DefaultDiscoveryInterval is the DiscoveryInterval used when it is zero.
 const DefaultDiscoveryInterval = time.Second
+
+// DefaultMaxPeerMembers is the MaxPeerMembers used when it is zero. A
+// serving joins once per partition times its weight, so a node with 100
+// servings of 8 partitions at weight 4 holds 3,200 entries: 10,000 leaves
+// room for three times that, and bounds what one peer can make this node
+// keep to about 1 MB (an entry costs some 64 bytes here, in the peer's
+// view and in the table).
+const DefaultMaxPeerMembers = 10_000
+
+func (o Options) maxPeer() int {
+	if o.MaxPeerMembers <= 0 {
+		return DefaultMaxPeerMembers
+	}
+	return o.MaxPeerMembers
+}
 
 func (o Options) interval() time.Duration {
 	if o.DiscoveryInterval <= 0 {
@@ -80,6 +103,7 @@ type Scope struct {
 	pid   etf.Pid
 	proc  gen.Process
 	table *table
+	stats *counters
 	done  chan struct{} // closed when the scope's process has terminated
 
 	// gate orders the API's sends to the scope's process before its
@@ -120,7 +144,7 @@ func Start(nd node.Node, opts Options) (*Scope, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &server{nd: nd, name: name, interval: opts.interval()}
+	srv := newServer(nd, name, opts)
 	if _, err := nd.Spawn(name, processOptions(), actors.NewActor(srv)); err != nil {
 		return nil, fmt.Errorf("pg: start scope %q on %s: %w", name, nd.Name(), err)
 	}
@@ -138,7 +162,7 @@ func ChildSpec(nd node.Node, opts Options) (gen.SupervisorChildSpec, error) {
 	}
 	return gen.SupervisorChildSpec{
 		Name:    name,
-		Child:   actors.NewActor(&server{nd: nd, name: name, interval: opts.interval()}),
+		Child:   actors.NewActor(newServer(nd, name, opts)),
 		Options: processOptions(),
 	}, nil
 }
@@ -249,6 +273,71 @@ func (s *Scope) checkArgs(group string, pids []etf.Pid) error {
 	}
 	return nil
 }
+
+// Suspect reports that pid, a member of a group announced by another
+// node, failed a caller: it answered noproc, or nothing within the
+// caller's deadline. The scope hides pid on this node at once (Members,
+// RandomMember and Count no longer list it; Monitor subscribers get a
+// Left event) and probes it: it watches pid (a DOWN proves it dead) and
+// asks its node's scope for its members again (a discover, answered by a
+// sync). pid is shown again, with all its entries, when its node announces
+// it again (a later join or sync that lists it, such as the answer to the
+// probe: the peer is alive and stands by pid); if instead the DOWN comes,
+// pid is dropped for good and never taken from that peer again. A peer
+// that does not answer (a frozen node) leaves pid hidden until its
+// connection drops and all its members go.
+//
+// This is how a caller keeps a ghost member (a pid the peer announces but
+// that does not exist, or that died without the peer saying so) from
+// being picked again, without trusting the caller's error for long: a
+// live peer has the last word.
+//
+// Suspect returns once pid is hidden, or nil at once if pid is not a
+// member announced by a peer: local members need no suspicion (the scope
+// watches them and drops them when they die). It fails with ErrStopped or
+// ErrOverloaded as Join does. It may be called from any goroutine,
+// repeatedly: a pid already suspected costs nothing more.
+func (s *Scope) Suspect(pid etf.Pid) error {
+	if string(pid.Node) == s.node {
+		return nil
+	}
+	reply := make(chan error, 1)
+	return s.request(suspectRequest{pid: pid, reply: reply}, reply)
+}
+
+// Stats counts what the scope refused from its peers and what Suspect
+// did, since the scope started. Each count only grows, and moves before
+// the table changes it counts: a Monitor subscriber that sees a suspected
+// member leave, or come back, sees it counted.
+type Stats struct {
+	// Forged is the number of entries peers announced for pids that are
+	// not theirs: of another node (a node that does not exist included),
+	// or of another incarnation of their own node. A peer may announce
+	// only its own processes, as Erlang's pg:join enforces.
+	Forged uint64
+	// OverLimit is the number of entries refused because their peer held
+	// Options.MaxPeerMembers entries already.
+	OverLimit uint64
+	// DeadRefused is the number of entries refused because a probe had
+	// found their pid dead.
+	DeadRefused uint64
+	// Suspected is the number of members Suspect hid.
+	Suspected uint64
+	// Restored is the number of suspected members shown again, because
+	// their peer announced them again.
+	Restored uint64
+	// Dead is the number of suspected members a probe found dead, and
+	// dropped.
+	Dead uint64
+}
+
+// Stats returns the scope's counters. It never waits for the scope.
+func (s *Scope) Stats() Stats { return s.stats.snapshot() }
+
+// Nodes returns the nodes that have members in any group, as this scope
+// sees them (its own node included when it has local members), sorted.
+// It never waits for the scope.
+func (s *Scope) Nodes() []string { return s.table.nodeNames() }
 
 // request queues req in the scope's mailbox and waits for its answer or
 // the scope's end. The send never blocks: a full mailbox is an error.

@@ -53,6 +53,43 @@
 // false as Go bools; they are read back as the groups "true" and
 // "false".)
 //
+// # What a peer may announce
+//
+// A pg scope trusts its peers in Erlang; this one checks them, so that a
+// broken or hostile node cannot make callers fail or hang on members that
+// do not exist:
+//
+//   - A peer adds only pids of its own node and incarnation (the node and
+//     creation of the scope pid its join or sync names), as Erlang's
+//     pg:join allows only local pids. Entries for another node's pids, a
+//     node that does not exist included, for this node's, or for an
+//     earlier incarnation of the peer's node are refused, counted in
+//     Stats.Forged and logged (rate-limited). A well-behaved Erlang or ergonx
+//     peer never sends any.
+//   - A peer node holds at most Options.MaxPeerMembers entries
+//     (DefaultMaxPeerMembers, 10,000); more are refused and counted in
+//     Stats.OverLimit. A join or sync listing millions of pids is read
+//     without copying more than that bound, and a leave costs one pass over
+//     the groups it names, however many pids it lists. A node has one peer
+//     scope: a second scope pid of the same node replaces the first, so
+//     that announcing under many scope pids gains nothing.
+//   - A peer can still announce its own pids that do not exist or have
+//     died (a ghost). Callers report a member that answered noproc or
+//     nothing with Suspect: the member is hidden on this node at once, and
+//     probed (a monitor, and a discover that the peer answers with a sync).
+//     It comes back when the peer announces it again; it is dropped for
+//     good when the monitor's DOWN comes, and the peer may not announce it
+//     again (Stats.DeadRefused). A peer that does not answer at all (a
+//     frozen node) leaves it hidden until the connection drops.
+//   - The scope cannot know which node really sent a message: ergo's
+//     distribution gives no sender for a pid-to-pid send. A node that
+//     names another node's scope pid as the sender can announce that
+//     node's pids (not its own), a ghost that Suspect then catches, or
+//     replace that node's view until its scope answers the next probe.
+//   - Whatever a peer sends, the scope logs at most a short, bounded
+//     rendering of it (internal/safelog), and at most ten lines a second
+//     of each kind.
+//
 // # Monitors are never removed
 //
 // ergo v1.999.224's references repeat every 262,144 (it keeps 18 bits of
@@ -103,6 +140,12 @@
 //     still does it once: a disconnect leaves the peer's monitor of this
 //     scope in place, and when this scope later stops, ergo dials the
 //     peer to deliver that DOWN.)
+//   - ergo sends a remote monitor request before it registers the
+//     monitor, so the immediate noproc answer for a pid that is already
+//     dead is dropped now and then under load (9 of 2,000 measured). A
+//     Suspect probe watches its pid again when the peer answers, and once
+//     more on a later suspicion (three monitors at most: the scope never
+//     demonitors).
 //   - A message routed to a process while ergo cleans it up is a data race
 //     inside ergo (it reads the mailbox without the lock that cleanup
 //     takes): harmless in production, reported by -race. The scope's own

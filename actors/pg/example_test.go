@@ -77,3 +77,32 @@ func ExampleScope_Members() {
 	// on b: 2 of which local: 0
 	// left 2 ; left on b: 0
 }
+
+// A caller whose request to a member got noproc, or no answer, reports it
+// with Suspect: the member is hidden on this node at once, and shown again
+// only if its own node still announces it when asked.
+func ExampleScope_Suspect() {
+	a, b := startNode(), startNode()
+	sa, _ := pg.Start(a, pg.Options{Name: "suspect.scope"})
+	sb, _ := pg.Start(b, pg.Options{Name: "suspect.scope"})
+	_, events, cancel := sa.Monitor("servings")
+	defer cancel()
+	if err := a.Connect(b.Name()); err != nil {
+		panic(err)
+	}
+	member, _ := b.Spawn("", gen.ProcessOptions{}, &gen.Server{})
+	_ = sb.Join("servings", member.Self())
+	fmt.Println((<-events).Kind) // a sees the member
+
+	_ = sa.Suspect(member.Self()) // hidden on a when it returns
+	ev := <-events
+	fmt.Println(ev.Kind, len(ev.Pids), "; suspected:", sa.Stats().Suspected)
+
+	// b's scope answers the probe and still lists the member: back.
+	ev = <-events
+	fmt.Println(ev.Kind, len(ev.Pids), "; restored:", sa.Stats().Restored)
+	// Output:
+	// joined
+	// left 1 ; suspected: 1
+	// joined 1 ; restored: 1
+}

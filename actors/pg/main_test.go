@@ -55,7 +55,7 @@ func TestMain(m *testing.M) {
 // nodesPerRun is at least how many nodes one run of all tests and
 // examples takes from the pool; newNode fails the test that finds the pool
 // empty.
-const nodesPerRun = 48
+const nodesPerRun = 60
 
 var pool struct {
 	mu    sync.Mutex
@@ -140,11 +140,21 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // node, as cleanups run last-in first-out).
 func startScope(t testing.TB, nd node.Node, name ...string) *Scope {
 	t.Helper()
-	// A short scan interval: most nodes here do not get node-up events
-	// (see TestMain), and tests should not wait a second per connection.
-	opts := Options{DiscoveryInterval: 50 * time.Millisecond}
+	var opts Options
 	if len(name) > 0 {
 		opts.Name = name[0]
+	}
+	return startScopeWith(t, nd, opts)
+}
+
+// startScopeWith is startScope with options (a zero DiscoveryInterval
+// means the tests' short one).
+func startScopeWith(t testing.TB, nd node.Node, opts Options) *Scope {
+	t.Helper()
+	// A short scan interval: most nodes here do not get node-up events
+	// (see TestMain), and tests should not wait a second per connection.
+	if opts.DiscoveryInterval == 0 {
+		opts.DiscoveryInterval = 50 * time.Millisecond
 	}
 	s, err := Start(nd, opts)
 	require.NoError(t, err)

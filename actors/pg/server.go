@@ -12,6 +12,7 @@ import (
 	"github.com/ergo-services/ergo/node"
 
 	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/internal/safelog"
 )
 
 // server is the thin actor adapter around state: it decodes what arrives
@@ -24,6 +25,10 @@ type server struct {
 	nd       node.Node
 	name     string
 	interval time.Duration // between scans of the connected nodes
+	maxPeer  int           // Options.MaxPeerMembers
+	// logs rate-limits the scope's warnings about peers' messages
+	// (safelog.Default; tests give the running scope their own).
+	logs *safelog.Limiter
 	// scope is the running incarnation's handle, published at the end of
 	// Init. Lookup reads it from other goroutines, and ergo registers the
 	// name before Init runs, so it is atomic.
@@ -42,6 +47,10 @@ var (
 	_ outbox          = (*server)(nil)
 )
 
+func newServer(nd node.Node, name string, opts Options) *server {
+	return &server{nd: nd, name: name, interval: opts.interval(), maxPeer: opts.maxPeer(), logs: safelog.Default}
+}
+
 // Requests from the API. They travel through the scope's mailbox as Go
 // values (local sends are not encoded) and are answered on a channel of
 // capacity 1, so the scope never blocks on a caller that went away.
@@ -54,6 +63,10 @@ type (
 	leaveRequest struct {
 		group string
 		pids  []etf.Pid
+		reply chan error
+	}
+	suspectRequest struct {
+		pid   etf.Pid
 		reply chan error
 	}
 	// stopRequest asks the scope to stop. Stop uses it rather than
@@ -74,7 +87,7 @@ type (
 func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 	s.sp = sp
 	t := newTable()
-	s.state = newState(sp.Self(), t, s)
+	s.state = newState(sp.Self(), t, s, s.maxPeer)
 	// Watch the network before listing the connected nodes, so that a
 	// node that connects in between is discovered at least once (twice
 	// is harmless: a second discover only repeats the sync).
@@ -89,6 +102,7 @@ func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 		pid:   sp.Self(),
 		proc:  sp,
 		table: t,
+		stats: s.state.stats,
 		done:  make(chan struct{}),
 	}
 	s.scope.Store(s.self)
@@ -105,6 +119,9 @@ func (s *server) HandleMessage(_ gen.Process, _ etf.Pid, message etf.Term) strin
 		m.reply <- nil
 	case leaveRequest:
 		m.reply <- s.state.leave(m.group, m.pids)
+	case suspectRequest:
+		s.state.suspect(m.pid)
+		m.reply <- nil
 	case gen.MessageDown:
 		s.state.down(m.Pid)
 	case node.MessageEventNetwork:
@@ -137,35 +154,40 @@ func (s *server) HandleMessage(_ gen.Process, _ etf.Pid, message etf.Term) strin
 
 // handlePlain handles discover, join and leave.
 func (s *server) handlePlain(message etf.Term) {
-	{
-		in, err := parseInfo(message)
-		if err != nil {
-			lib.Warning("pg scope %q: %v: %v", s.name, err, message)
-			return
-		}
-		switch in := in.(type) {
-		case discoverIn:
-			s.state.discover(in.peer)
-		case joinIn:
-			s.state.remoteJoin(in.peer, in.group, in.pids)
-		case leaveIn:
-			s.state.remoteLeave(in.peer, in.pids, in.groups)
-		}
+	in, err := parseInfo(message, s.maxPeer)
+	if err != nil {
+		s.logs.Warn("pg.message", "pg scope: ignored a message", "scope", s.name, "error", err, "message", safelog.T(message))
+		return
+	}
+	switch in := in.(type) {
+	case discoverIn:
+		s.state.discover(in.peer)
+	case joinIn:
+		s.state.remoteJoin(in.peer, in.group, in.pids, in.over)
+	case leaveIn:
+		s.state.remoteLeave(in.peer, in.pids, in.groups)
 	}
 }
 
 // handleCast handles sync, the only cast of the pg protocol
 // ({'$gen_cast', Msg}).
 func (s *server) handleCast(message etf.Term) {
-	in, err := parseSync(message)
+	in, err := parseSync(message, s.maxPeer)
 	if err != nil && in.groups == nil {
-		lib.Warning("pg scope %q: %v: %v", s.name, err, message)
+		s.logs.Warn("pg.message", "pg scope: ignored a cast", "scope", s.name, "error", err, "message", safelog.T(message))
 		return
 	}
 	if err != nil {
-		lib.Warning("pg scope %q: %v", s.name, err)
+		s.logs.Warn("pg.sync", "pg scope: took part of a sync", "scope", s.name, "error", err)
 	}
-	s.state.sync(in.peer, in.groups)
+	s.state.sync(in.peer, in.groups, in.over)
+}
+
+// refused implements outbox: one rate-limited line per kind of refusal,
+// whatever the number of peers and entries.
+func (s *server) refused(why string, peer etf.Pid, n int, example etf.Pid) {
+	s.logs.Warn("pg.refused."+why, "pg scope: refused entries a peer announced",
+		"scope", s.name, "why", why, "peer", safelog.T(peer), "entries", n, "example", safelog.T(example))
 }
 
 // Terminate empties the table and closes every Monitor channel: the
@@ -249,13 +271,14 @@ func (s *server) sendScope(nodeName string, msg etf.Term) {
 
 func (s *server) deliver(to any, msg etf.Term, how func(any, etf.Term) error) {
 	if err := checkWire(msg); err != nil {
-		lib.Warning("pg scope %q: not sending %v to %v: %v", s.name, msg, to, err)
+		s.logs.Error("pg.wire", "pg scope: not sending a message", "scope", s.name,
+			"to", safelog.T(to), "message", safelog.T(msg), "error", err)
 		return
 	}
 	// A failed remote send is not fatal: the peer's DOWN (noconnection)
 	// follows and cleans up, as with Erlang's asynchronous sends.
 	if err := how(to, msg); err != nil {
-		lib.Log("pg scope %q: send to %v: %v", s.name, to, err)
+		lib.Log("pg scope %q: send to %v: %v", s.name, safelog.T(to), err)
 	}
 }
 

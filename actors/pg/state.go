@@ -20,6 +20,10 @@ type outbox interface {
 	monitor(pid etf.Pid)
 	// connected reports whether node has a live connection.
 	connected(node string) bool
+	// refused reports n entries of a peer's message that were not taken
+	// (why is one of the refuse* constants; example is one of them), for
+	// a rate-limited log line.
+	refused(why string, peer etf.Pid, n int, example etf.Pid)
 }
 
 // state is the scope's membership logic, the port of pg.erl's state
@@ -38,26 +42,36 @@ type state struct {
 	node  string  // the scope's node
 	table *table
 	out   outbox
+	stats *counters
+	// maxPeer is the most entries one peer scope may hold in the table
+	// (Options.MaxPeerMembers).
+	maxPeer int
 
 	// local maps every watched local pid to the groups it is in, one
 	// entry per join. An empty list means watched but in no group.
 	local map[etf.Pid][]string
-	// peers maps each known peer scope (monitored) to its members as it
-	// announced them: group → pids, one entry per join.
-	peers map[etf.Pid]map[string][]etf.Pid
+	// peers maps each known peer scope (monitored) to what it announced;
+	// at most one per node (see acceptPeer).
+	peers map[etf.Pid]*peerView
+	// probed holds the remote members watched since a Suspect, so that
+	// their DOWN finds their peer scope.
+	probed map[etf.Pid]*probe
 	// discovered holds the connected nodes we sent discover to since they
 	// connected; see rescan.
 	discovered map[string]struct{}
 }
 
-func newState(self etf.Pid, t *table, out outbox) *state {
+func newState(self etf.Pid, t *table, out outbox, maxPeer int) *state {
 	return &state{
-		self:  self,
-		node:  string(self.Node),
-		table: t,
-		out:   out,
-		local: make(map[etf.Pid][]string),
-		peers: make(map[etf.Pid]map[string][]etf.Pid),
+		self:    self,
+		node:    string(self.Node),
+		table:   t,
+		out:     out,
+		stats:   &counters{},
+		maxPeer: maxPeer,
+		local:   make(map[etf.Pid][]string),
+		peers:   make(map[etf.Pid]*peerView),
+		probed:  make(map[etf.Pid]*probe),
 
 		discovered: make(map[string]struct{}),
 	}
@@ -126,9 +140,18 @@ func (s *state) leave(group string, pids []etf.Pid) error {
 	return nil
 }
 
-// down handles the DOWN of a monitored pid: a local member that died, or a
-// peer scope that stopped or whose node went away (noconnection).
+// down handles the DOWN of a monitored pid: a local member that died, a
+// peer scope that stopped or whose node went away (noconnection), or a
+// remote member probed since a Suspect.
 func (s *state) down(pid etf.Pid) {
+	if pr, ok := s.probed[pid]; ok {
+		// Later DOWNs of the same pid (it may be watched more than once)
+		// find no probe and are ignored.
+		delete(s.probed, pid)
+		if v, ok := s.peers[pr.peer]; ok {
+			s.dead(v, pid)
+		}
+	}
 	if groups, ok := s.local[pid]; ok {
 		delete(s.local, pid)
 		if len(groups) == 0 {
@@ -140,11 +163,8 @@ func (s *state) down(pid etf.Pid) {
 		s.broadcast(leaveMsg(s.self, []etf.Pid{pid}, groups))
 		return
 	}
-	if view, ok := s.peers[pid]; ok {
-		delete(s.peers, pid)
-		for g, pids := range view {
-			s.table.remove(g, pids, false)
-		}
+	if _, ok := s.peers[pid]; ok {
+		s.forgetPeer(pid)
 		// If the node is still connected (only its scope went away, or
 		// the connection flapped between two scans), discover it again at
 		// the next scan: a new scope there would find us anyway, but a
@@ -175,84 +195,6 @@ func (s *state) discover(peer etf.Pid) {
 		s.addPeer(peer)
 		s.out.send(peer, discoverMsg(s.self))
 	}
-}
-
-// sync replaces everything we knew of peer's members with what it sent.
-func (s *state) sync(peer etf.Pid, groups map[string][]etf.Pid) {
-	if !s.acceptPeer(peer) {
-		return
-	}
-	old, known := s.peers[peer]
-	if !known {
-		s.addPeer(peer)
-	}
-	for g, pids := range groups {
-		added, removed := multisetDiff(old[g], pids)
-		s.table.remove(g, removed, false)
-		s.table.add(g, added, false)
-	}
-	for g, pids := range old {
-		if _, still := groups[g]; !still {
-			s.table.remove(g, pids, false)
-		}
-	}
-	s.peers[peer] = groups
-}
-
-// remoteJoin applies a peer's join. Joins from a scope we do not know (it
-// went down, or is not part of our overlay yet) are ignored, as in pg:
-// the sync that follows discovery carries them.
-func (s *state) remoteJoin(peer etf.Pid, group string, pids []etf.Pid) {
-	view, ok := s.peers[peer]
-	if !ok || len(pids) == 0 {
-		return
-	}
-	view[group] = append(view[group], pids...)
-	s.table.add(group, pids, false)
-}
-
-// remoteLeave applies a peer's leave: one occurrence of each pid out of
-// each listed group (a group listed twice removes two).
-func (s *state) remoteLeave(peer etf.Pid, pids []etf.Pid, groups []string) {
-	view, ok := s.peers[peer]
-	if !ok {
-		return
-	}
-	// A group listed n times removes n occurrences of each pid; one table
-	// change (one Left event) per group, as for a local member's death.
-	for _, g := range distinct(groups) {
-		n := count(groups, g)
-		members := view[g]
-		removed := make([]etf.Pid, 0, n*len(pids))
-		for range n {
-			for _, p := range pids {
-				var found bool
-				if members, found = removeOne(members, p); found {
-					removed = append(removed, p)
-				}
-			}
-		}
-		if len(members) == 0 {
-			delete(view, g)
-		} else {
-			view[g] = members
-		}
-		s.table.remove(g, removed, false)
-	}
-}
-
-// acceptPeer filters messages that claim to come from a peer scope: not
-// from our own node, and not from a node we are no longer connected to (a
-// late message from a peer whose DOWN we already handled; watching it
-// again would make ergo reconnect to that node).
-func (s *state) acceptPeer(peer etf.Pid) bool {
-	node := string(peer.Node)
-	return node != s.node && s.out.connected(node)
-}
-
-func (s *state) addPeer(peer etf.Pid) {
-	s.out.monitor(peer)
-	s.peers[peer] = make(map[string][]etf.Pid)
 }
 
 // broadcast sends msg to every known peer scope.

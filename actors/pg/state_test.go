@@ -13,6 +13,14 @@ type recorder struct {
 	up        map[string]bool // connected nodes
 	sent      []sentMsg
 	monitored []etf.Pid
+	refusals  []refusal
+}
+
+type refusal struct {
+	why     string
+	peer    etf.Pid
+	n       int
+	example etf.Pid
 }
 
 type sentMsg struct {
@@ -39,6 +47,10 @@ func (r *recorder) sendScope(node string, msg etf.Term) {
 	}
 }
 
+func (r *recorder) refused(why string, peer etf.Pid, n int, example etf.Pid) {
+	r.refusals = append(r.refusals, refusal{why, peer, n, example})
+}
+
 func (r *recorder) monitor(pid etf.Pid)          { r.monitored = append(r.monitored, pid) }
 func (r *recorder) connected(node string) bool   { return r.up[node] }
 func (r *recorder) take() []sentMsg              { s := r.sent; r.sent = nil; return s }
@@ -53,7 +65,7 @@ var (
 
 func newTestState() (*state, *recorder) {
 	r := &recorder{up: map[string]bool{"b@host": true, "c@host": true}}
-	return newState(self, newTable(), r), r
+	return newState(self, newTable(), r, DefaultMaxPeerMembers), r
 }
 
 func TestStateDiscoverHandshake(t *testing.T) {
@@ -92,13 +104,13 @@ func TestStateSyncReplacesPeerView(t *testing.T) {
 	r.takeMonitored()
 
 	// A sync from an unknown peer makes it known (and watched).
-	s.sync(peerB, map[string][]etf.Pid{"g": {b1, b1}, "h": {b2}})
+	s.sync(peerB, map[string][]etf.Pid{"g": {b1, b1}, "h": {b2}}, 0)
 	assert.Equal(t, []etf.Pid{peerB}, r.takeMonitored())
 	assert.True(t, sameMembers(s.table.members("g"), []etf.Pid{p1, b1, b1}))
 	assert.Equal(t, []etf.Pid{b2}, s.table.members("h"))
 
 	// The next sync is the whole truth: h went away, g shrank, k appeared.
-	s.sync(peerB, map[string][]etf.Pid{"g": {b1}, "k": {b2}})
+	s.sync(peerB, map[string][]etf.Pid{"g": {b1}, "k": {b2}}, 0)
 	assert.True(t, sameMembers(s.table.members("g"), []etf.Pid{p1, b1}))
 	assert.Nil(t, s.table.members("h"))
 	assert.Equal(t, []etf.Pid{b2}, s.table.members("k"))
@@ -106,7 +118,7 @@ func TestStateSyncReplacesPeerView(t *testing.T) {
 	assert.Empty(t, r.takeMonitored())
 
 	// An empty sync drops everything of that peer.
-	s.sync(peerB, map[string][]etf.Pid{})
+	s.sync(peerB, map[string][]etf.Pid{}, 0)
 	assert.Equal(t, []etf.Pid{p1}, s.table.members("g"))
 	assert.Equal(t, []string{"g"}, s.table.groups(false))
 }
@@ -115,13 +127,13 @@ func TestStateRemoteJoinLeave(t *testing.T) {
 	s, _ := newTestState()
 
 	// Unknown peers are ignored, as in pg.
-	s.remoteJoin(peerB, "g", []etf.Pid{b1})
+	s.remoteJoin(peerB, "g", []etf.Pid{b1}, 0)
 	s.remoteLeave(peerB, []etf.Pid{b1}, []string{"g"})
 	assert.Nil(t, s.table.members("g"))
 
 	s.discover(peerB)
-	s.remoteJoin(peerB, "g", []etf.Pid{b1, b1, b2})
-	s.remoteJoin(peerB, "h", []etf.Pid{b1})
+	s.remoteJoin(peerB, "g", []etf.Pid{b1, b1, b2}, 0)
+	s.remoteJoin(peerB, "h", []etf.Pid{b1}, 0)
 	assert.True(t, sameMembers(s.table.members("g"), []etf.Pid{b1, b1, b2}))
 	assert.Nil(t, s.table.localMembers("g"))
 
@@ -134,10 +146,10 @@ func TestStateRemoteJoinLeave(t *testing.T) {
 	assert.Equal(t, []etf.Pid{b2}, s.table.members("g"))
 
 	// The peer's DOWN drops all it had.
-	s.remoteJoin(peerB, "h", []etf.Pid{b2})
+	s.remoteJoin(peerB, "h", []etf.Pid{b2}, 0)
 	s.down(peerB)
 	assert.Nil(t, s.table.groups(false))
-	s.remoteJoin(peerB, "g", []etf.Pid{b1})
+	s.remoteJoin(peerB, "g", []etf.Pid{b1}, 0)
 	assert.Nil(t, s.table.members("g"), "a forgotten peer's join is ignored")
 }
 

@@ -20,6 +20,7 @@ type table struct {
 	mu     sync.RWMutex
 	rows   map[string]*row            // guarded by mu; a group without members has no row
 	subs   map[string][]*subscription // guarded by mu; Monitor callers per group
+	nodes  map[etf.Atom]int           // guarded by mu; entries per node, for Scope.Nodes
 	closed bool                       // guarded by mu; set once by close, after which the table stays empty
 }
 
@@ -33,8 +34,9 @@ type row struct {
 
 func newTable() *table {
 	return &table{
-		rows: make(map[string]*row),
-		subs: make(map[string][]*subscription),
+		rows:  make(map[string]*row),
+		subs:  make(map[string][]*subscription),
+		nodes: make(map[etf.Atom]int),
 	}
 }
 
@@ -132,6 +134,9 @@ func (t *table) add(group string, pids []etf.Pid, local bool) {
 	if local {
 		r.local = append(r.local, pids...)
 	}
+	for _, p := range pids {
+		t.nodes[p.Node]++
+	}
 	t.publishLocked(Joined, group, pids)
 }
 
@@ -149,21 +154,66 @@ func (t *table) remove(group string, pids []etf.Pid, local bool) {
 	if !ok {
 		return
 	}
-	removed := make([]etf.Pid, 0, len(pids))
-	for _, p := range pids {
-		var found bool
-		if r.all, found = removeOne(r.all, p); !found {
-			continue
+	var removed []etf.Pid
+	if len(pids) <= fewPids {
+		removed = make([]etf.Pid, 0, len(pids))
+		for _, p := range pids {
+			var found bool
+			if r.all, found = removeOne(r.all, p); !found {
+				continue
+			}
+			removed = append(removed, p)
+			if local {
+				r.local, _ = removeOne(r.local, p)
+			}
 		}
-		removed = append(removed, p)
+	} else {
+		// One pass over the row, not one per pid: a peer's leave or sync
+		// may list thousands of pids of a group of thousands.
+		want := make(map[etf.Pid]int, len(pids))
+		for _, p := range pids {
+			want[p]++
+		}
+		r.all, removed = removeCounted(r.all, want, 1)
 		if local {
-			r.local, _ = removeOne(r.local, p)
+			r.local, _ = removeCounted(r.local, countPids(removed), 1)
+		}
+	}
+	for _, p := range removed {
+		if t.nodes[p.Node]--; t.nodes[p.Node] == 0 {
+			delete(t.nodes, p.Node)
 		}
 	}
 	if len(r.all) == 0 {
 		delete(t.rows, group)
 	}
 	t.publishLocked(Left, group, removed)
+}
+
+// fewPids is the size up to which remove searches the row once per pid.
+const fewPids = 8
+
+func countPids(pids []etf.Pid) map[etf.Pid]int {
+	m := make(map[etf.Pid]int, len(pids))
+	for _, p := range pids {
+		m[p]++
+	}
+	return m
+}
+
+// nodeNames returns the nodes that have members, this one included.
+func (t *table) nodeNames() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if len(t.nodes) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(t.nodes))
+	for n := range t.nodes {
+		out = append(out, string(n))
+	}
+	sort.Strings(out)
+	return out
 }
 
 // removeOne deletes one occurrence of p, moving the last entry into its
@@ -225,6 +275,7 @@ func (t *table) close() {
 	t.mu.Lock()
 	t.closed = true
 	t.rows = make(map[string]*row)
+	t.nodes = make(map[etf.Atom]int)
 	subs := t.subs
 	t.subs = make(map[string][]*subscription)
 	t.mu.Unlock()

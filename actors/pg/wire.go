@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ergo-services/ergo/etf"
+
+	"github.com/ergonx/ergonx/internal/safelog"
 )
 
 // The messages scopes exchange, shaped exactly as OTP 25's pg.erl sends
@@ -142,13 +144,17 @@ func checkNoMaps(t etf.Term) error {
 	return nil
 }
 
-// Parsed forms of incoming messages.
+// Parsed forms of incoming messages. Parsing keeps at most a limit of
+// pids per message (the most a peer may hold, Options.MaxPeerMembers) and
+// counts the rest in over, so that a message listing millions of pids
+// costs no more memory than the limit.
 type (
 	discoverIn struct{ peer etf.Pid }
 	joinIn     struct {
 		peer  etf.Pid
 		group string
 		pids  []etf.Pid
+		over  int // pids beyond the limit, not parsed
 	}
 	leaveIn struct {
 		peer   etf.Pid
@@ -158,6 +164,7 @@ type (
 	syncIn struct {
 		peer   etf.Pid
 		groups map[string][]etf.Pid // groups of other term types are left out
+		over   int                  // pids beyond the limit, not parsed
 	}
 )
 
@@ -169,8 +176,9 @@ var (
 )
 
 // parseInfo decodes a plain message from a peer scope: discover (also the
-// {discover, Peer, Version} form that OTP 26+ accepts), join or leave.
-func parseInfo(msg etf.Term) (any, error) {
+// {discover, Peer, Version} form that OTP 26+ accepts), join or leave. It
+// keeps at most limit pids of a join or leave.
+func parseInfo(msg etf.Term, limit int) (any, error) {
 	t, ok := msg.(etf.Tuple)
 	if !ok || len(t) < 2 {
 		return nil, errNotPG
@@ -187,17 +195,17 @@ func parseInfo(msg etf.Term) (any, error) {
 	case tag == atomDiscover && (len(t) == 2 || len(t) == 3):
 		return discoverIn{peer: peer}, nil
 	case tag == atomJoin && len(t) == 4:
-		pids, ok := parsePids(t[3])
+		pids, over, ok := parsePids(t[3], limit)
 		if !ok {
 			return nil, errNotPG
 		}
 		group, ok := parseGroup(t[2])
 		if !ok {
-			return nil, fmt.Errorf("%w: join of %v", errOtherGroup, t[2])
+			return nil, fmt.Errorf("%w: join of %v", errOtherGroup, safelog.T(t[2]))
 		}
-		return joinIn{peer: peer, group: group, pids: pids}, nil
+		return joinIn{peer: peer, group: group, pids: pids, over: over}, nil
 	case tag == atomLeave && len(t) == 4:
-		pids, ok := parsePids(t[2])
+		pids, _, ok := parsePids(t[2], limit)
 		if !ok {
 			return nil, errNotPG
 		}
@@ -217,9 +225,10 @@ func parseInfo(msg etf.Term) (any, error) {
 }
 
 // parseSync decodes the body of a {'$gen_cast', {sync, Peer, Groups}}.
-// Entries for the same group are merged. It returns errOtherGroup (with
-// the parsed message) when it left groups out.
-func parseSync(msg etf.Term) (syncIn, error) {
+// Entries for the same group are merged. It keeps at most limit pids in
+// all, counting the rest in over. It returns errOtherGroup (with the
+// parsed message) when it left groups out.
+func parseSync(msg etf.Term, limit int) (syncIn, error) {
 	t, ok := msg.(etf.Tuple)
 	if !ok || len(t) != 3 || t[0] != atomSync {
 		return syncIn{}, errNotPG
@@ -232,28 +241,34 @@ func parseSync(msg etf.Term) (syncIn, error) {
 	if !ok {
 		return syncIn{}, errNotPG
 	}
-	in := syncIn{peer: peer, groups: make(map[string][]etf.Pid, len(list))}
-	var skipped []etf.Term
+	in := syncIn{peer: peer, groups: make(map[string][]etf.Pid, min(len(list), limit))}
+	var skipped etf.List
+	skippedN := 0
+	kept := 0
 	for _, e := range list {
 		entry, ok := e.(etf.Tuple)
 		if !ok || len(entry) != 2 {
 			return syncIn{}, errNotPG
 		}
-		pids, ok := parsePids(entry[1])
+		pids, over, ok := parsePids(entry[1], limit-kept)
 		if !ok {
 			return syncIn{}, errNotPG
 		}
 		group, ok := parseGroup(entry[0])
 		if !ok {
-			skipped = append(skipped, entry[0])
+			if skippedN++; len(skipped) < 4 {
+				skipped = append(skipped, entry[0])
+			}
 			continue
 		}
+		in.over += over
 		if len(pids) > 0 {
+			kept += len(pids)
 			in.groups[group] = append(in.groups[group], pids...)
 		}
 	}
-	if len(skipped) > 0 {
-		return in, fmt.Errorf("%w: %v in sync", errOtherGroup, skipped)
+	if skippedN > 0 {
+		return in, fmt.Errorf("%w: %d groups in sync, such as %v", errOtherGroup, skippedN, safelog.T(skipped))
 	}
 	return in, nil
 }
@@ -273,23 +288,31 @@ func parseGroup(t etf.Term) (string, bool) {
 	return "", false
 }
 
-// parsePids accepts a pid or a proper list of pids (possibly empty).
-func parsePids(t etf.Term) ([]etf.Pid, bool) {
+// parsePids accepts a pid or a proper list of pids (possibly empty). It
+// returns at most limit of them and the number of the others (which it
+// checks are pids, but does not copy).
+func parsePids(t etf.Term, limit int) (pids []etf.Pid, over int, ok bool) {
+	limit = max(limit, 0)
 	switch v := t.(type) {
 	case etf.Pid:
-		return []etf.Pid{v}, true
+		if limit == 0 {
+			return nil, 1, true
+		}
+		return []etf.Pid{v}, 0, true
 	case etf.List:
-		pids := make([]etf.Pid, len(v))
-		for i, e := range v {
+		pids = make([]etf.Pid, 0, min(len(v), limit))
+		for _, e := range v {
 			p, ok := e.(etf.Pid)
 			if !ok {
-				return nil, false
+				return nil, 0, false
 			}
-			pids[i] = p
+			if len(pids) < limit {
+				pids = append(pids, p)
+			}
 		}
-		return pids, true
+		return pids, len(v) - len(pids), true
 	}
-	return nil, false
+	return nil, 0, false
 }
 
 // sortedGroups turns group → pids into sync entries sorted by group, so

@@ -137,7 +137,7 @@ func TestWireParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseInfo(tt.in)
+			got, err := parseInfo(tt.in, DefaultMaxPeerMembers)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, got)
 		})
@@ -151,10 +151,10 @@ func TestWireParse(t *testing.T) {
 		"join arity":              etf.Tuple{A("join"), self, A("g")},
 		"leave groups not a list": etf.Tuple{A("leave"), self, p1, A("g")},
 	} {
-		_, err := parseInfo(bad)
+		_, err := parseInfo(bad, DefaultMaxPeerMembers)
 		assert.ErrorIs(t, err, errNotPG, name)
 	}
-	_, err := parseInfo(etf.Tuple{A("join"), self, "a charlist", p1})
+	_, err := parseInfo(etf.Tuple{A("join"), self, "a charlist", p1}, DefaultMaxPeerMembers)
 	assert.ErrorIs(t, err, errOtherGroup, "groups that are not atoms are ignored")
 }
 
@@ -164,14 +164,14 @@ func TestWireParseSync(t *testing.T) {
 		etf.Tuple{A("g"), etf.List{p1, p1}},
 		etf.Tuple{A("h"), etf.List{}},
 		etf.Tuple{A("g"), etf.List{p2}}, // merged
-	}})
+	}}, DefaultMaxPeerMembers)
 	require.NoError(t, err)
 	assert.Equal(t, syncIn{peer: self, groups: map[string][]etf.Pid{"g": {p1, p1, p2}}}, in)
 
 	in, err = parseSync(etf.Tuple{A("sync"), self, etf.List{
 		etf.Tuple{[]byte("binary group"), etf.List{p1}},
 		etf.Tuple{A("g"), etf.List{p2}},
-	}})
+	}}, DefaultMaxPeerMembers)
 	assert.ErrorIs(t, err, errOtherGroup)
 	assert.Equal(t, map[string][]etf.Pid{"g": {p2}}, in.groups, "the atom groups are kept")
 
@@ -182,7 +182,7 @@ func TestWireParseSync(t *testing.T) {
 		"bad pids":     etf.Tuple{A("sync"), self, etf.List{etf.Tuple{A("g"), A("x")}}},
 		"peer not pid": etf.Tuple{A("sync"), 1, etf.List{}},
 	} {
-		_, err := parseSync(bad)
+		_, err := parseSync(bad, DefaultMaxPeerMembers)
 		assert.ErrorIs(t, err, errNotPG, name)
 	}
 }

@@ -1,9 +1,11 @@
 // Package runtime is the ergo application every ergonx node runs: the
 // process-group scope where servings announce themselves to the cluster
-// (named like Nx's Nx.Serving.PG, so that Elixir nodes can share it) and
-// the serving endpoint through which servings on other nodes are called
-// and this node's servings are called from elsewhere. StartNode starts a
-// node with it; App adds it to a node you start yourself.
+// (named like Nx's Nx.Serving.PG, so that Elixir nodes can share it), the
+// mesh that keeps the node connected to every node of its cluster and
+// reconnects to those that restart (actors/mesh), and the serving
+// endpoint through which servings on other nodes are called and this
+// node's servings are called from elsewhere. StartNode starts a node with
+// it; App adds it to a node you start yourself.
 package runtime
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/ergo-services/ergo/node"
 
 	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/actors/mesh"
 	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/serving"
 	"github.com/ergonx/ergonx/supervisor"
@@ -43,9 +46,15 @@ func App(nd node.Node, scope pg.Options) gen.ApplicationBehavior {
 }
 
 // Load describes the application: one child, a supervisor (one-for-one,
-// a few restarts) of the scope and the endpoint.
+// a few restarts) of the scope, the mesh (which learns of nodes from the
+// scope's groups) and the endpoint.
 func (a *app) Load(...etf.Term) (gen.ApplicationSpec, error) {
 	scope, err := pg.ChildSpec(a.nd, a.scope)
+	if err != nil {
+		return gen.ApplicationSpec{}, err
+	}
+	meshOpts := mesh.Options{Scope: scope.Name}
+	meshSpec, err := mesh.ChildSpec(a.nd, meshOpts)
 	if err != nil {
 		return gen.ApplicationSpec{}, err
 	}
@@ -65,6 +74,14 @@ func (a *app) Load(...etf.Term) (gen.ApplicationSpec, error) {
 				Options: scope.Options,
 			},
 			{
+				Name: meshSpec.Name,
+				Start: func() gen.ProcessBehavior {
+					cs, _ := mesh.ChildSpec(a.nd, meshOpts) // validated above
+					return cs.Child
+				},
+				Options: meshSpec.Options,
+			},
+			{
 				Name:    endpoint.Name,
 				Start:   func() gen.ProcessBehavior { return serving.EndpointChildSpec().Child },
 				Options: endpoint.Options,
@@ -74,7 +91,7 @@ func (a *app) Load(...etf.Term) (gen.ApplicationSpec, error) {
 	sup := spec.ChildSpec(SupervisorName)
 	return gen.ApplicationSpec{
 		Name:        Name,
-		Description: "ergonx runtime: process groups and the serving endpoint",
+		Description: "ergonx runtime: process groups, the mesh and the serving endpoint",
 		Version:     "v1",
 		Children:    []gen.ApplicationChildSpec{{Name: sup.Name, Child: sup.Child, Options: sup.Options}},
 	}, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/ergonx/ergonx/actors/mesh"
 	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/apps/runtime"
 	"github.com/ergonx/ergonx/internal/testnode"
@@ -15,8 +16,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The runtime application runs the process-group scope and the serving
-// endpoint under their well-known names.
+// The runtime application runs the process-group scope, the mesh and the
+// serving endpoint under their well-known names.
 func TestStartRunsTheScopeAndTheEndpoint(t *testing.T) {
 	nd := testnode.Start(t, testnode.Options{})
 	require.NoError(t, runtime.Start(nd, pg.Options{}))
@@ -24,6 +25,7 @@ func TestStartRunsTheScopeAndTheEndpoint(t *testing.T) {
 	require.NotNil(t, scope)
 	assert.Equal(t, pg.DefaultScope, scope.Name())
 	assert.NotNil(t, nd.ProcessByName(serving.EndpointName))
+	assert.NotNil(t, mesh.Lookup(nd, ""), "the mesh runs")
 	assert.NotNil(t, nd.ProcessByName(runtime.SupervisorName))
 
 	// Loading it twice is refused.
