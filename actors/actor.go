@@ -1,13 +1,13 @@
 package actors
 
 import (
-	"fmt"
-	"log/slog"
 	"runtime/debug"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/lib"
+
+	"github.com/ergonx/ergonx/internal/safelog"
 
 	"github.com/ergonx/ergonx/internal/erldist"
 )
@@ -116,8 +116,8 @@ func (a *Actor) ProcessLoop(ps gen.ProcessState, started chan<- bool) string {
 func (a *Actor) handle(p gen.Process, from etf.Pid, msg etf.Term) (reason string) {
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("actors: a message handler panicked; stopping the process",
-				"process", p.Self().String(), "name", p.Name(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			safelog.Error("actors.panic", "actors: a message handler panicked; stopping the process",
+				"process", p.Self().String(), "name", p.Name(), "panic", safelog.T(r), "stack", string(debug.Stack()))
 			reason = "panic"
 		}
 	}()

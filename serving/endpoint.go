@@ -5,7 +5,6 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/ergo-services/ergo/gen"
 
 	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/internal/safelog"
 )
 
 // EndpointName is the registered name of a node's serving endpoint: the
@@ -191,14 +191,14 @@ func (s *endpointServer) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) s
 			return ""
 		}
 		if err := ep.handle(m); err != nil {
-			slog.Warn("serving endpoint: dropping a malformed message", "node", ep.node, "error", err)
+			safelog.Warn("serving.endpoint.malformed", "serving endpoint: dropping a malformed message", "node", ep.node, "error", err)
 		}
 	case gen.MessageDown:
 		ep.peerDown(m)
 	default:
 		// Unrelated messages never reach a caller (Nx issue #1251): callers
 		// wait on their own channels, keyed by our own request ids.
-		slog.Warn("serving endpoint: unknown message", "node", ep.node, "message", describeTerm(msg, logTermBytes))
+		safelog.Warn("serving.endpoint.unknown", "serving endpoint: unknown message", "node", ep.node, "message", safelog.T(msg))
 	}
 	return ""
 }

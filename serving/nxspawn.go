@@ -53,4 +53,3 @@ func (ep *endpoint) nxSpawn(ctx context.Context, peer string, args []etf.Term) (
 		return nil, ctx.Err()
 	}
 }
-

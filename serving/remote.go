@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/node"
 
+	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/actors/wire"
 )
 
@@ -47,6 +49,10 @@ func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input
 	var tried []etf.Pid
 	for attempt := 1; attempt <= distributedAttempts; attempt++ {
 		member, ok := ep.pickMember(scope, name, tried)
+		if !ok && last != nil {
+			return nil, fmt.Errorf("%w: serving %q: %d of %d attempts found members that do not run it, and no member is left "+
+				"(last: %v)", ErrNoProc, name, attempt-1, distributedAttempts, last)
+		}
 		if !ok {
 			return nil, fmt.Errorf("%w: could not find a serving named %q on any node of the cluster "+
 				"(its process group in scope %q is empty); make sure it is started", ErrNoProc, name, scope.Name())
@@ -70,9 +76,22 @@ func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input
 		}
 		last = err // that node has no such serving (any more): try another
 		tried = append(tried, member)
+		suspect(scope, name, member)
 	}
 	return nil, fmt.Errorf("%w: serving %q: %d attempts on members of its process group found none running (last: %v)",
 		ErrNoProc, name, distributedAttempts, last)
+}
+
+// suspect reports to the scope a member of the serving's own group that
+// answered noproc: its node announced it but serves no such name (a ghost,
+// or a serving that just stopped). The scope hides it until its node
+// announces it again, so that other callers stop picking it (see
+// pg.Scope.Suspect). A member picked from Nx's shared group is left alone:
+// noproc there only says that its node serves other names.
+func suspect(scope *pg.Scope, name string, member etf.Pid) {
+	if slices.Contains(scope.Members(name), member) {
+		_ = scope.Suspect(member)
+	}
 }
 
 // distInput is one distributed request's input, encoded at most once per

@@ -2,13 +2,13 @@ package serving
 
 import (
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
 
 	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/internal/safelog"
 )
 
 // server is the serving actor: the process registered under the
@@ -97,7 +97,7 @@ func (s *server) HandleMessage(_ gen.Process, _ etf.Pid, msg etf.Term) string {
 		}
 		return m.Reason
 	}
-	slog.Warn("serving: unknown message", "serving", s.cfg.name, "message", describeTerm(msg, logTermBytes))
+	safelog.Warn("serving.unknown", "serving: unknown message", "serving", s.cfg.name, "message", safelog.T(msg))
 	return ""
 }
 

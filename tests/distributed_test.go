@@ -469,14 +469,18 @@ func TestDistributedRetriesOnMembersWithoutTheServing(t *testing.T) {
 		assert.Equal(t, int64(1), df.batches.Load())
 	})
 
-	// Only the member without the serving is left: 3 attempts, ErrNoProc.
+	// Only the member without the serving is left: it answers noproc, the
+	// caller reports it to its scope (pg.Scope.Suspect), which hides it at
+	// once, so no other attempt finds a member: one attempt, ErrNoProc.
 	require.NoError(t, serving.Stop(ctx, remote, name))
 	waitMembers(t, name, 1, caller)
 	_, err = serving.BatchedRun(ctx, caller, serving.Distributed(name), floats(1000))
 	require.ErrorIs(t, err, serving.ErrNoProc)
-	assert.ErrorContains(t, err, "3 attempts")
+	assert.ErrorContains(t, err, "1 of 3 attempts")
 	assert.ErrorContains(t, err, name)
-	assert.Equal(t, distributedAttempts, stand.count(1000))
+	assert.Equal(t, 1, stand.count(1000))
+	// Its node still stands by it (the probe's answer): it is shown again.
+	waitMembers(t, name, 1, caller)
 
 	// A real endpoint without the serving says so.
 	require.NoError(t, scope.Leave(name, member))
@@ -488,6 +492,9 @@ func TestDistributedRetriesOnMembersWithoutTheServing(t *testing.T) {
 	_, err = serving.BatchedRun(ctx, caller, serving.Distributed(name), floats(1001))
 	require.ErrorIs(t, err, serving.ErrNoProc)
 	assert.ErrorContains(t, err, fmt.Sprintf("no serving named %q on node %s", name, remote.Name()))
+	// The caller suspected that member; its node stands by it (its answer
+	// to the scope's probe), so it is shown again.
+	waitMembers(t, name, 1, caller)
 
 	// No member at all: no attempt.
 	require.NoError(t, pg.Lookup(remote, "").Leave(name, pg.Lookup(remote, "").LocalMembers(name)...))
