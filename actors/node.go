@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/ergo-services/ergo"
-	"github.com/ergo-services/ergo/apps/system"
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/node"
 	"github.com/ergo-services/ergo/proto/dist"
@@ -53,13 +52,14 @@ func NodeOptions(base node.Options) node.Options {
 }
 
 // StartNode starts an ergo node named name ("name@host") the way
-// ergo.StartNode does — ergo's system application, an EPMD registrar
+// ergo.StartNode does — an EPMD registrar
 // (with an embedded EPMD if none runs) unless opts has a registrar or
 // StaticRoutesOnly, one listener on a free port unless opts has some —
 // but with NodeOptions applied (ergonx's Erlang distribution, no
-// anonymous metrics) and ErlangApp instead of ergo's erlang application,
+// anonymous metrics), ErlangApp instead of ergo's erlang application,
+// and without ergo's system application (anonymous metrics only),
 // so that Erlang nodes get pong from net_adm:ping and quick answers from
-// rpc and erpc. opts.Applications start after those two. Stop the node
+// rpc and erpc. opts.Applications start after it. Stop the node
 // with Stop and Wait.
 func StartNode(name, cookie string, opts node.Options) (node.Node, error) {
 	return StartNodeWithContext(context.Background(), name, cookie, opts)
@@ -82,7 +82,12 @@ func StartNodeWithContext(ctx context.Context, name, cookie string, opts node.Op
 	}
 	opts = NodeOptions(opts)
 	apps := opts.Applications
-	opts.Applications = []gen.ApplicationBehavior{system.CreateApp(opts.System), ErlangApp()}
+	// ergo's system application is left out: its only child runs the
+	// anonymous metrics that NodeOptions disables, and its processes are
+	// ergo gen.Servers that format any message they do not know with %v
+	// for a log line (a 100 MB binary sent to system_metrics took
+	// minutes and gigabytes to log).
+	opts.Applications = []gen.ApplicationBehavior{ErlangApp()}
 	// ergo's node start writes a package-level variable that connections
 	// read as they come and go: erldist.StartNode keeps them apart. The
 	// caller's applications start afterwards, outside that lock (they

@@ -2,10 +2,12 @@ package erldist
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
 
+	"github.com/ergo-services/ergo/lib"
 	"github.com/ergo-services/ergo/node"
 )
 
@@ -31,8 +33,20 @@ type hintRegistrar struct {
 }
 
 // Resolve resolves through the wrapped registrar and records the answer.
-func (r *hintRegistrar) Resolve(peer string) (node.Route, error) {
-	route, err := r.Registrar.Resolve(peer)
+//
+// ergo v1.999.224's EPMD client indexes the first byte of EPMD's answer
+// without checking that there is one: an EPMD that closes the connection
+// without answering (it is stopping) panics it. ergo resolves from inside
+// a terminating process's monitor bookkeeping, with a lock held, and its
+// recovery takes the same lock again: the node deadlocks at its next stop.
+// A panic here is turned into the error it should have been.
+func (r *hintRegistrar) Resolve(peer string) (route node.Route, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			route, err = node.Route{}, fmt.Errorf("%w: resolving %s: the registrar failed: %v", lib.ErrNoRoute, peer, p)
+		}
+	}()
+	route, err = r.Registrar.Resolve(peer)
 	if err == nil && route.Port != 0 {
 		// ergo dials route.Host; the handshake sees the address it
 		// resolved to.
