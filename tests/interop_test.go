@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/node"
+	"github.com/ergo-services/ergo/proto/dist"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gorgonia.org/tensor"
@@ -382,4 +385,98 @@ func TestInteropKilledErlangNodeFailsGoCallers(t *testing.T) {
 	err := within(t, nodeLossBound, errc, "the caller's answer after the kill")
 	require.ErrorIs(t, err, serving.ErrNodeDown)
 	t.Logf("the caller learned of the kill after %v", time.Since(killed))
+}
+
+// helperEPMDEnv names the port of the EPMD an interop helper node
+// registers with.
+const helperEPMDEnv = "ERGONX_TEST_EPMD"
+
+// TestHelperInteropNodeProcess is the Go node of
+// TestInteropKilledGoNodeFailsErlangCallers in a process of its own: an
+// ergonx node registered with the parent's EPMD, with the runtime
+// application and a serving named "hang" whose every execution hangs. It
+// prints "NODE name" once the serving runs and "HUNG" when an execution
+// hangs, and serves until killed.
+func TestHelperInteropNodeProcess(t *testing.T) {
+	if os.Getenv(helperEnv) != "interop" {
+		t.Skip("runs only as a helper process of TestInteropKilledGoNodeFailsErlangCallers")
+	}
+	port, err := strconv.ParseUint(os.Getenv(helperEPMDEnv), 10, 16)
+	require.NoError(t, err)
+	name := fmt.Sprintf("gohelper%d@localhost", os.Getpid())
+	nd, err := actors.StartNode(name, interopCookie, node.Options{
+		Registrar: dist.CreateRegistrarWithRemoteEPMD("", uint16(port)),
+		Listeners: []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 20000, ListenEnd: 60000}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, ergonxruntime.Start(nd, pg.Options{DiscoveryInterval: discovery}))
+	var hung sync.Once
+	_, err = serving.Start(nd, serving.Options{Name: "hang", Serving: serving.JIT(func(in any) (any, error) {
+		hung.Do(func() { fmt.Println("HUNG") })
+		select {} // until SIGKILL
+	})})
+	require.NoError(t, err)
+	fmt.Println("NODE", name)
+	helperLife()
+}
+
+// kill -9 of the Go node while an Erlang caller waits on its serving: the
+// caller exits with noconnection promptly (Nx's caller re-raises it), not
+// a hang.
+func TestInteropKilledGoNodeFailsErlangCallers(t *testing.T) {
+	ix := newInterop(t)
+	child := startHelper(t, "TestHelperInteropNodeProcess", "interop", fmt.Sprintf("%s=%d", helperEPMDEnv, ix.epmd.Port))
+	goName := child.expect(waitLimit, "NODE")[1]
+	erl := ix.erlNode("v10")
+	require.Equal(t, true, erl.MustEval(t, fmt.Sprintf("net_kernel:connect_node(%s)", erltest.Atom(goName))))
+	erlMembers(t, erl, "hang", 1)
+
+	type evalResult struct {
+		res etf.Term
+		err error
+	}
+	done := make(chan evalResult, 1)
+	go func() {
+		res, err := erl.Eval(context.Background(), fmt.Sprintf("'Elixir.Nx.Serving':batched_run({distributed, hang}, %s)", erlTensor(1, 1, 1)))
+		done <- evalResult{res, err}
+	}()
+	child.expect(waitLimit, "HUNG")
+	killed := time.Now()
+	child.kill()
+	r := within(t, nodeLossBound, done, "the Erlang caller's exit after the kill")
+	var ev *erltest.EvalError
+	require.ErrorAs(t, r.err, &ev, "result %v", r.res)
+	assert.Equal(t, etf.Atom("exit"), ev.Class)
+	reason := ev.Reason.(etf.Tuple)
+	assert.Equal(t, etf.Atom("noconnection"), reason[0])
+	t.Logf("the Erlang caller learned of the kill after %v", time.Since(killed))
+}
+
+// A streaming serving answers an Nx v0.6+ caller as Nx does:
+// {Ref, streaming}, then one message per batch (a request split over two
+// executions gives two), then the exit {Ref, streaming}; the stand-in
+// returns {stream, Events}.
+func TestInteropStreamingServingToNxCaller(t *testing.T) {
+	ix := newInterop(t)
+	nd := ix.goNode()
+	_, err := serving.Start(nd, serving.Options{Name: "sdbl", Serving: doublerServing().Streaming(), BatchSize: 2,
+		BatchTimeout: time.Millisecond})
+	require.NoError(t, err)
+	erl := ix.erlNode("v10")
+	ix.connect(erl, nd)
+	erlMembers(t, erl, "sdbl", 1)
+
+	res := erl.MustEval(t, fmt.Sprintf("'Elixir.Nx.Serving':batched_run({distributed, sdbl}, %s)", erlTensor(1, 3, 1)))
+	stream, ok := res.(etf.Tuple)
+	require.True(t, ok, "result %.300v", res)
+	require.Equal(t, etf.Atom("stream"), stream[0])
+	events := stream[1].(etf.List)
+	require.Len(t, events, 2, "one event per execution")
+	var rows []float32
+	for _, e := range events {
+		ev := e.(etf.Tuple)
+		require.Equal(t, etf.Atom("batch"), ev[0], "event %.200v", ev)
+		rows = append(rows, decodeTensor(t, ev[1]).Data().([]float32)...)
+	}
+	assert.Equal(t, []float32{2, 4, 6}, rows)
 }
