@@ -44,7 +44,7 @@ var interopNodes atomic.Int64
 
 // interop is one test's cluster: an EPMD, Go nodes and Erlang nodes.
 type interop struct {
-	t    *testing.T
+	tb   testing.TB
 	epmd *erltest.EPMD
 	code string // compiled Elixir.Nx.Serving
 }
@@ -52,7 +52,7 @@ type interop struct {
 func newInterop(t *testing.T) *interop {
 	t.Helper()
 	erltest.Require(t)
-	ix := &interop{t: t, epmd: erltest.StartEPMD(t), code: t.TempDir()}
+	ix := &interop{tb: t, epmd: erltest.StartEPMD(t), code: t.TempDir()}
 	erltest.Compile(t, ix.code, "testdata/nx/Elixir.Nx.Serving.erl")
 	return ix
 }
@@ -60,39 +60,39 @@ func newInterop(t *testing.T) *interop {
 // goNode starts an ergonx node with the runtime application, registered
 // with the test's EPMD.
 func (ix *interop) goNode() node.Node {
-	ix.t.Helper()
+	ix.tb.Helper()
 	name := fmt.Sprintf("go%d_%d@localhost", os.Getpid(), interopNodes.Add(1))
 	nd, err := actors.StartNode(name, interopCookie, node.Options{
 		Registrar: ix.epmd.Registrar(),
 		Listeners: []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 20000, ListenEnd: 60000}},
 	})
-	require.NoError(ix.t, err)
-	ix.t.Cleanup(func() {
+	require.NoError(ix.tb, err)
+	ix.tb.Cleanup(func() {
 		nd.Stop()
 		_ = nd.WaitWithTimeout(10 * time.Second)
 	})
-	require.NoError(ix.t, ergonxruntime.Start(nd, pg.Options{DiscoveryInterval: discovery}))
+	require.NoError(ix.tb, ergonxruntime.Start(nd, pg.Options{DiscoveryInterval: discovery}))
 	return nd
 }
 
 // erlNode starts an Erlang node of Nx generation gen (v05, v06, v10) with
 // Nx's pg scope.
 func (ix *interop) erlNode(gen string) *erltest.Node {
-	ix.t.Helper()
-	erl := erltest.Start(ix.t, erltest.Options{Cookie: interopCookie, EPMD: ix.epmd, CodePath: []string{ix.code}})
-	erl.MustEval(ix.t, fmt.Sprintf("{ok, _} = pg:start('Elixir.Nx.Serving.PG'), 'Elixir.Nx.Serving':set_generation(%s)", gen))
+	ix.tb.Helper()
+	erl := erltest.Start(ix.tb, erltest.Options{Cookie: interopCookie, EPMD: ix.epmd, CodePath: []string{ix.code}})
+	erl.MustEval(ix.tb, fmt.Sprintf("{ok, _} = pg:start('Elixir.Nx.Serving.PG'), 'Elixir.Nx.Serving':set_generation(%s)", gen))
 	return erl
 }
 
 // connect connects erl to nd (from the Erlang side) and waits until
 // erl's scope sees want entries of group.
 func (ix *interop) connect(erl *erltest.Node, nd node.Node) {
-	ix.t.Helper()
-	require.Equal(ix.t, true, erl.MustEval(ix.t, fmt.Sprintf("net_kernel:connect_node(%s)", erltest.Atom(nd.Name()))))
+	ix.tb.Helper()
+	require.Equal(ix.tb, true, erl.MustEval(ix.tb, fmt.Sprintf("net_kernel:connect_node(%s)", erltest.Atom(nd.Name()))))
 }
 
 // erlMembers waits until erl's Nx.Serving.PG lists want entries of group.
-func erlMembers(t *testing.T, erl *erltest.Node, group string, want int) {
+func erlMembers(t testing.TB, erl *erltest.Node, group string, want int) {
 	t.Helper()
 	expr := fmt.Sprintf("length(pg:get_members('Elixir.Nx.Serving.PG', %s))", erltest.Atom(group))
 	waitFor(t, fmt.Sprintf("%d members of %s on %s", want, group, erl.Name), func() bool {
