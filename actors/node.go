@@ -3,6 +3,8 @@ package actors
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 
 	"github.com/ergo-services/ergo"
 	"github.com/ergo-services/ergo/gen"
@@ -51,9 +53,31 @@ func NodeOptions(base node.Options) node.Options {
 	return base
 }
 
+// EPMDPortEnv is the environment variable that moves EPMD to another port
+// (Erlang's own: erl reads it too). Default 4369.
+const EPMDPortEnv = "ERL_EPMD_PORT"
+
+// EPMDRegistrar returns the registrar StartNode uses by default: an EPMD
+// client on port ERL_EPMD_PORT (4369 when unset) that, if no EPMD runs
+// there, starts one embedded in the process, listening on bind. bind ""
+// means loopback only (127.0.0.1): other machines then cannot resolve
+// this machine's nodes. Give an address ("0.0.0.0" for every interface)
+// for a cluster across machines; erl's own epmd, when it runs first,
+// listens on every interface.
+func EPMDRegistrar(bind string) node.Registrar {
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
+	port := uint16(dist.DefaultEPMDPort)
+	if v, err := strconv.ParseUint(os.Getenv(EPMDPortEnv), 10, 16); err == nil && v > 0 {
+		port = uint16(v)
+	}
+	return dist.CreateRegistrarWithLocalEPMD(bind, port)
+}
+
 // StartNode starts an ergo node named name ("name@host") the way
-// ergo.StartNode does — an EPMD registrar
-// (with an embedded EPMD if none runs) unless opts has a registrar or
+// ergo.StartNode does — an EPMD registrar (EPMDRegistrar: with an EPMD
+// embedded on loopback if none runs) unless opts has a registrar or
 // StaticRoutesOnly, one listener on a free port unless opts has some —
 // but with NodeOptions applied (ergonx's Erlang distribution, no
 // anonymous metrics), ErlangApp instead of ergo's erlang application,
@@ -75,7 +99,7 @@ func StartNodeWithContext(ctx context.Context, name, cookie string, opts node.Op
 	env[node.EnvKeyVersion] = node.Version{Release: ergo.Version, Prefix: ergo.VersionPrefix, OTP: ergo.VersionOTP}
 	opts.Env = env
 	if !opts.StaticRoutesOnly && opts.Registrar == nil {
-		opts.Registrar = dist.CreateRegistrarWithLocalEPMD("", dist.DefaultEPMDPort)
+		opts.Registrar = EPMDRegistrar("")
 	}
 	if len(opts.Listeners) == 0 {
 		opts.Listeners = []node.Listener{node.DefaultListener()}

@@ -37,7 +37,8 @@
          batched_run/2, batched_run/3,
          '__distributed_batched_run__'/3, '__distributed_batched_run__'/4,
          tensor/2, to_floats/1, batch_concatenate/1, plain_tensor_preprocessing/0,
-         run_many/3, bench/4, retries/0]).
+         run_many/3, bench/4, retries/0,
+         jit/1, client_preprocessing/2, start_link/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(PG, 'Elixir.Nx.Serving.PG').
@@ -114,6 +115,7 @@ init({Name, Opts}) ->
     {ok, #{name => Name, limit => maps:get(batch_size, Opts, 1),
            timeout => maps:get(batch_timeout, Opts, 100),
            fail => maps:get(fail, Opts, false),
+           exec => maps:get(exec, Opts, fun double/1),
            stack => [], count => 0, timer => none,
            in_queue => queue:new(),
            out_queue => queue:from_list(lists:seq(0, Partitions - 1)),
@@ -184,7 +186,7 @@ execute(State = #{stack := Stack, count := Count, timer := Timer}) ->
                     end, {[], [], Count}, Stack),
     task_or_enqueue(State#{stack := [], count := 0, timer := none}, Batches, RefSizes).
 
-task_or_enqueue(State = #{out_queue := Out, in_queue := In, tasks := Tasks, fail := Fail}, Batches, RefSizes) ->
+task_or_enqueue(State = #{out_queue := Out, in_queue := In, tasks := Tasks, fail := Fail, exec := Exec}, Batches, RefSizes) ->
     case queue:out(Out) of
         {empty, _} ->
             State#{in_queue := queue:in({Batches, RefSizes}, In)};
@@ -194,7 +196,7 @@ task_or_enqueue(State = #{out_queue := Out, in_queue := In, tasks := Tasks, fail
             %% as a Task does.
             {TaskPid, TaskRef} =
                 spawn_monitor(fun() ->
-                                      Output = run_batch(Batches, Fail),
+                                      Output = run_batch(Batches, Fail, Exec),
                                       TaskRef1 = receive {task_ref, R} -> R end,
                                       Server ! {TaskRef1, {task_ok, Output}}
                               end),
@@ -215,16 +217,42 @@ reply_down(Reason, RefSizes) ->
     [Ref ! {'DOWN', Ref, process, self(), Reason} || {Ref, _, _} <- RefSizes].
 
 %% run_batch merges the batches (their closures run here, as in Nx's
-%% defn) and doubles every element.
-run_batch(_Batches, Fail) when Fail =/= false ->
+%% defn) and runs the serving's function on them: doubling, unless the
+%% serving was made with jit/1.
+run_batch(_Batches, Fail, _Exec) when Fail =/= false ->
     erlang:error(#{'__struct__' => 'Elixir.RuntimeError', '__exception__' => true,
                    message => iolist_to_binary(Fail)});
-run_batch(Batches, false) ->
+run_batch(Batches, false, Exec) ->
     Tensors = [Fun() || #{stack := Stack} <- Batches, {Funs, _} <- lists:reverse(Stack), Fun <- Funs],
     #{shape := Shape0} = hd(Tensors),
     Rows = lists:sum([rows(T) || T <- Tensors]),
-    Bin = << <<(F * 2):32/float-little>> || T <- Tensors, F <- to_floats(T) >>,
-    tensor_of(Bin, setelement(1, Shape0, Rows)).
+    Bin = << <<F:32/float-little>> || T <- Tensors, F <- to_floats(T) >>,
+    Exec(tensor_of(Bin, setelement(1, Shape0, Rows))).
+
+double(T = #{shape := Shape}) ->
+    tensor_of(<< <<(F * 2):32/float-little>> || F <- to_floats(T) >>, Shape).
+
+%%% Nx's builders, for Elixir code: Nx.Serving.jit(fun) |>
+%%% Nx.Serving.client_preprocessing(fun) |> then
+%%% Nx.Serving.start_link(serving: s, name: n, batch_size: b).
+
+jit(Fun) when is_function(Fun, 1) ->
+    #{'__struct__' => ?MODULE, exec => Fun, client_preprocessing => nil}.
+
+client_preprocessing(Serving = #{'__struct__' := ?MODULE}, Fun) ->
+    Serving#{client_preprocessing := Fun}.
+
+start_link(Opts) ->
+    #{exec := Exec, client_preprocessing := Pre} = proplists:get_value(serving, Opts),
+    Partitions = case proplists:get_value(partitions, Opts, false) of
+                     true -> erlang:system_info(schedulers_online);
+                     false -> 1
+                 end,
+    gen_server:start_link({local, proplists:get_value(name, Opts)}, ?MODULE,
+                          {proplists:get_value(name, Opts),
+                           #{batch_size => proplists:get_value(batch_size, Opts, 1),
+                             batch_timeout => proplists:get_value(batch_timeout, Opts, 100),
+                             partitions => Partitions, client_preprocessing => Pre, exec => Exec}}, []).
 
 %%% Callers
 
