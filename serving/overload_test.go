@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -42,6 +43,8 @@ func TestOverloadOpenLoopTwiceCapacityStaysBounded(t *testing.T) {
 	start(t, nd, Options{Serving: slowDoubling(delay), BatchSize: batchSize, BatchTimeout: time.Millisecond, MaxQueue: maxQueue})
 
 	var offered, ok, overloaded, other atomic.Int64
+	var latMu sync.Mutex
+	var served, refused []time.Duration
 	var maxWaiting atomic.Int64
 	var wg sync.WaitGroup
 	var heap []uint64
@@ -72,7 +75,16 @@ loop:
 				wg.Go(func() {
 					v := float32(i)
 					b, _ := batch.Stack(row(v))
+					began := time.Now()
 					out, err := BatchedRun(ctx, nd, t.Name(), b)
+					took := time.Since(began)
+					latMu.Lock()
+					if err == nil {
+						served = append(served, took)
+					} else {
+						refused = append(refused, took)
+					}
+					latMu.Unlock()
 					switch {
 					case err == nil:
 						if got := floats(nopTB{}, out); len(got) == 1 && got[0] == 2*v {
@@ -92,8 +104,17 @@ loop:
 		}
 	}
 	wg.Wait()
-	t.Logf("offered %d: %d served, %d overloaded; most rows waiting %d; heap in use %v",
-		offered.Load(), ok.Load(), overloaded.Load(), maxWaiting.Load(), heap)
+	slices.Sort(served)
+	slices.Sort(refused)
+	pct := func(d []time.Duration, p float64) time.Duration {
+		if len(d) == 0 {
+			return 0
+		}
+		return d[int(float64(len(d)-1)*p)]
+	}
+	t.Logf("offered %d: %d served (p50 %v, p99 %v), %d overloaded (answered in p50 %v, p99 %v); most rows waiting %d; heap in use %v",
+		offered.Load(), ok.Load(), pct(served, 0.5), pct(served, 0.99), overloaded.Load(), pct(refused, 0.5), pct(refused, 0.99),
+		maxWaiting.Load(), heap)
 	assert.Equal(t, offered.Load(), ok.Load()+overloaded.Load(), "every call answered with its rows or ErrOverloaded")
 	assert.Zero(t, other.Load(), "no other answer")
 	assert.Positive(t, overloaded.Load(), "twice the capacity turns calls away")
