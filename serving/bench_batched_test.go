@@ -108,7 +108,7 @@ func runCallers(b *testing.B, opts Options, callers int) {
 
 // BenchmarkBatchedRun: many goroutines, one row each per call.
 func BenchmarkBatchedRun(b *testing.B) {
-	for _, callers := range []int{1, 16, 256, 1024} {
+	for _, callers := range []int{1, 16, 256, 1024, 4096} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			runCallers(b, Options{Serving: doubling(), BatchSize: 64, BatchTimeout: 5 * time.Millisecond}, callers)
 		})
