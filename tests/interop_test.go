@@ -287,6 +287,7 @@ func TestInteropClosuresAndFailuresExitCleanly(t *testing.T) {
 func TestInteropGoCallsErlangServing(t *testing.T) {
 	ix := newInterop(t)
 	nd := ix.goNode()
+	shared := 0 // entries of Nx's shared group so far
 	for _, gen := range []string{"v05", "v06", "v10"} {
 		t.Run(gen, func(t *testing.T) {
 			erl := ix.erlNode(gen)
@@ -294,11 +295,14 @@ func TestInteropGoCallsErlangServing(t *testing.T) {
 			erl.MustEval(t, fmt.Sprintf("{ok, _} = 'Elixir.Nx.Serving':start_serving(%s, #{batch_size => 8, batch_timeout => 2, "+
 				"partitions => 2, client_preprocessing => 'Elixir.Nx.Serving':plain_tensor_preprocessing()})", name))
 			require.NoError(t, nd.Connect(erl.Name))
-			group := name
+			group, entries := name, 2
 			if gen != "v10" {
-				group = serving.NxSharedGroup
+				// The shared group also holds the servings of the
+				// generations before this one (2 entries each).
+				group, shared = serving.NxSharedGroup, shared+2
+				entries = shared
 			}
-			waitMembers(t, group, 2, nd)
+			waitMembers(t, group, entries, nd)
 
 			ctx := testCtx(t)
 			for i := range 5 {
