@@ -127,27 +127,3 @@ func localBatchedRun(ctx context.Context, nd node.Node, name string, input any, 
 	}
 	return e.call(ctx, input, o)
 }
-
-// call runs input through the serving: client preprocessing, the batch
-// (or each batch of an input stream), client postprocessing, all in the
-// caller's goroutine. With o.waitRoom a full queue makes it wait for room
-// (see WaitWhenFull).
-func (e *engine) call(ctx context.Context, input any, o callOptions) (any, error) {
-	b, src, info, err := preprocessInput(e.serving, input)
-	if err != nil {
-		return nil, err
-	}
-	if src != nil {
-		return e.collectStream(ctx, src, info, o)
-	}
-	// A caller that cannot give up may run the batch its rows complete.
-	r, err := e.submit(ctx, b, ctx.Done() == nil, o.waitRoom)
-	if err != nil {
-		return nil, err
-	}
-	out, meta, err := e.wait(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return postprocess(e.serving, out, meta, info)
-}

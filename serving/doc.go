@@ -80,7 +80,7 @@
 // Nx.Serving.PG) once per partition times DistributionWeight. BatchedRun
 // with a name that has no local serving, or with Distributed(name), picks
 // a random member (weighted by multiplicity) and runs the request on its
-// node through the nodes' serving endpoints (endpoint.go, protocol.go):
+// node through the nodes' serving endpoints (endpoint_*.go):
 // client pre- and postprocessing there, then the serving's distributed
 // postprocessing; another member is tried when that node has no such
 // serving (3 attempts, Nx's rule); a node that dies or disconnects fails
@@ -111,7 +111,7 @@
 // them. Serving.BatchSize makes Run split an input into executions of at
 // most that many rows (Nx v0.6.2's batch_size/2).
 //
-// Across nodes, stream events travel as they are produced (protocol.go),
+// Across nodes, stream events travel as they are produced (endpoint_protocol.go),
 // an input stream goes batch by batch to one member, and Nx v0.6+ callers
 // of a streaming serving get Nx's own stream messages (nxhandler.go).
 //

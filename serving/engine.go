@@ -221,6 +221,30 @@ func (e *engine) submitRequest(ctx context.Context, r *request, b *batch.Batch, 
 	return r, nil
 }
 
+// call runs input through the serving: client preprocessing, the batch
+// (or each batch of an input stream), client postprocessing, all in the
+// caller's goroutine. With o.waitRoom a full queue makes it wait for room
+// (see WaitWhenFull).
+func (e *engine) call(ctx context.Context, input any, o callOptions) (any, error) {
+	b, src, info, err := preprocessInput(e.serving, input)
+	if err != nil {
+		return nil, err
+	}
+	if src != nil {
+		return e.collectStream(ctx, src, info, o)
+	}
+	// A caller that cannot give up may run the batch its rows complete.
+	r, err := e.submit(ctx, b, ctx.Done() == nil, o.waitRoom)
+	if err != nil {
+		return nil, err
+	}
+	out, meta, err := e.wait(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return postprocess(e.serving, out, meta, info)
+}
+
 // pushLocked admits r: it counts it and stacks its rows under key. e.mu
 // must be held.
 func (e *engine) pushLocked(r *request, key int, b *batch.Batch) {

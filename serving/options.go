@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -94,23 +93,6 @@ type Options struct {
 	// inject clocks whose timers fire on demand.
 	Clock Clock
 }
-
-// Errors of Start.
-var (
-	// ErrInvalidOptions is returned by Start and ChildSpec for options
-	// that cannot start a serving, and by every use of a Serving a builder
-	// made invalid (Streaming called twice, BatchSize not positive).
-	ErrInvalidOptions = errors.New("serving: invalid options")
-
-	// ErrConflictingBatchSize is returned by Start when Options.BatchSize
-	// and the Serving's ProcessOptions.BatchSize or BatchSize are set and
-	// differ.
-	ErrConflictingBatchSize = errors.New("serving: conflicting batch sizes")
-
-	// ErrAlreadyStarted is returned by Start when a process already runs
-	// under the serving's name (or its supervisor's) on the node.
-	ErrAlreadyStarted = errors.New("serving: a process with this name already runs")
-)
 
 // config is Options resolved against the Serving's process options and
 // the defaults.

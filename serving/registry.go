@@ -1,8 +1,13 @@
 package serving
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ergo-services/ergo/gen"
+	"github.com/ergo-services/ergo/node"
+	"github.com/ergonx/ergonx/actors"
 )
 
 // The registries map (node, serving name) to the engine of a running
@@ -80,4 +85,30 @@ func (c *cowMap[K, V]) copyLocked() map[K]V {
 		}
 	}
 	return next
+}
+
+// lookup finds the engine of the serving registered as name on nd.
+func lookup(nd node.Node, name string) (*engine, error) {
+	if e := registered(nd.Name(), name); e != nil {
+		return e, nil
+	}
+	// Not running: say why as precisely as ergo's registry can.
+	if p := nd.ProcessByName(name); p != nil {
+		if !isServing(p) {
+			return nil, fmt.Errorf("%w: the process named %q on node %s is not a serving", ErrNoProc, name, nd.Name())
+		}
+		return nil, fmt.Errorf("%w: serving %q on node %s is starting or stopping", ErrNoProc, name, nd.Name())
+	}
+	return nil, fmt.Errorf("%w: could not find a serving named %q on node %s; "+
+		"make sure it is started (serving.Start) and the name is right", ErrNoProc, name, nd.Name())
+}
+
+// isServing reports whether p runs a serving actor.
+func isServing(p gen.Process) bool {
+	a, ok := p.Behavior().(*actors.Actor)
+	if !ok {
+		return false
+	}
+	_, ok = a.Behavior().(*server)
+	return ok
 }

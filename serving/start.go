@@ -136,29 +136,3 @@ func GetStats(nd node.Node, name string) (Stats, error) {
 	}
 	return e.stats(), nil
 }
-
-// lookup finds the engine of the serving registered as name on nd.
-func lookup(nd node.Node, name string) (*engine, error) {
-	if e := registered(nd.Name(), name); e != nil {
-		return e, nil
-	}
-	// Not running: say why as precisely as ergo's registry can.
-	if p := nd.ProcessByName(name); p != nil {
-		if !isServing(p) {
-			return nil, fmt.Errorf("%w: the process named %q on node %s is not a serving", ErrNoProc, name, nd.Name())
-		}
-		return nil, fmt.Errorf("%w: serving %q on node %s is starting or stopping", ErrNoProc, name, nd.Name())
-	}
-	return nil, fmt.Errorf("%w: could not find a serving named %q on node %s; "+
-		"make sure it is started (serving.Start) and the name is right", ErrNoProc, name, nd.Name())
-}
-
-// isServing reports whether p runs a serving actor.
-func isServing(p gen.Process) bool {
-	a, ok := p.Behavior().(*actors.Actor)
-	if !ok {
-		return false
-	}
-	_, ok = a.Behavior().(*server)
-	return ok
-}

@@ -16,7 +16,7 @@ import (
 
 // Streaming across nodes. Stream to a serving on another ergonx node
 // sends an ergonx_stream request; the serving's node runs it through its
-// engine's stream and sends each event as it comes (protocol.go), and the
+// engine's stream and sends each event as it comes (endpoint_protocol.go), and the
 // caller's endpoint queues the events of the call for the caller, which
 // decodes them in its own goroutine. A caller that stops reading, or
 // whose context ends, abandons the call: the serving's node takes its
