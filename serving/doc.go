@@ -16,14 +16,27 @@
 //
 // # Serving processes
 //
-// Start starts a serving process the way Nx does: a supervisor
+// Start starts a serving and returns its *Handle (Stop, Stats, Done,
+// BatchedRun, and the supervisor's process for your own supervision).
+// Options.Partitions sets how many batches run at once: 0 one, N N,
+// CompilerPartitions one per partition the compiler lists.
+//
+// Without a node (Start(nil, opts)) a serving runs in the process alone:
+// no ergo node, no EPMD, no listener, no cookie; its batches run on plain
+// goroutines and callers reach it by name with BatchedRun(ctx, nil, name,
+// input), through its handle, or with a Client. That is all a program
+// that serves within itself needs; a cluster starts a node with
+// cluster.StartNode (apps/cluster) and passes it to Start.
+//
+// On a node, Start starts a serving process the way Nx does: a supervisor
 // (Name+".Supervisor", one-for-all, no restarts, package supervisor) with
 // a task supervisor (Name+".TaskSupervisor") and the serving actor
 // registered as Name. The actor's Init computes the partitions and runs
 // the module's Init for Process; Start returns its error, if any, with
 // nothing left running. BatchedRun sends input to a serving and waits for
-// its rows; Stop stops it; GetStats reports on it; ChildSpec places one
-// under your own ergo supervisor.
+// its rows; Stop stops it and GetStats reports on it by name (the
+// Nx-shaped layer; the handle does both too); ChildSpec places one under
+// your own ergo supervisor.
 //
 // The batching follows Nx's state machine (state.go): rows stack until
 // the batch is full or BatchTimeout passes after its first rows; a full or
@@ -75,7 +88,7 @@
 //
 // # Distributed servings
 //
-// When the node runs the runtime application (apps/runtime), a serving
+// When the node runs the cluster application (apps/cluster), a serving
 // joins the process group of its name (scope pg.DefaultScope, as Nx's
 // Nx.Serving.PG) once per partition times DistributionWeight. BatchedRun
 // with a name that has no local serving, or with Distributed(name), picks

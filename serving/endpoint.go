@@ -18,7 +18,7 @@ import (
 // EndpointName is the registered name of a node's serving endpoint: the
 // process through which servings on other nodes are called and through
 // which this node's servings are called from elsewhere. The runtime
-// application (apps/runtime) starts it; StartEndpoint does too.
+// application (apps/cluster) starts it; StartEndpoint does too.
 const EndpointName = "ergonx_serving"
 
 // endpointMailbox is the endpoint's mailbox: ergo's maximum. ergo drops

@@ -213,14 +213,18 @@ func drain(ctx context.Context, u unit, yield func(StreamEvent) bool) error {
 // distTarget is what a distributed call needs: the node's endpoint and
 // process-group scope.
 func distTarget(nd node.Node, o callOptions) (*endpoint, *pg.Scope, error) {
+	if nd == nil {
+		return nil, nil, fmt.Errorf("%w: a caller without a node cannot reach servings on other nodes; start a node "+
+			"(cluster.StartNode) and pass it", ErrNoEndpoint)
+	}
 	ep := endpointOf(nd.Name())
 	if ep == nil {
-		return nil, nil, fmt.Errorf("%w: node %s cannot reach servings on other nodes; start the runtime application "+
-			"(apps/runtime) or serving.StartEndpoint", ErrNoEndpoint, nd.Name())
+		return nil, nil, fmt.Errorf("%w: node %s cannot reach servings on other nodes; start the cluster application "+
+			"(apps/cluster) or serving.StartEndpoint", ErrNoEndpoint, nd.Name())
 	}
 	scope := pg.Lookup(nd, o.scope)
 	if scope == nil {
-		return nil, nil, fmt.Errorf("%w: node %s runs no process-group scope %q; start the runtime application (apps/runtime)",
+		return nil, nil, fmt.Errorf("%w: node %s runs no process-group scope %q; start the cluster application (apps/cluster)",
 			ErrNoEndpoint, nd.Name(), o.scopeName())
 	}
 	return ep, scope, nil

@@ -77,7 +77,7 @@ func stream[T Target](ctx context.Context, nd node.Node, name T, input any, opts
 		n, distributed = t.Name, true
 	default:
 		n = reflect.ValueOf(name).String()
-		distributed = registered(nd.Name(), n) == nil && endpointOf(nd.Name()) != nil
+		distributed = registered(nodeName(nd), n) == nil && endpointOf(nodeName(nd)) != nil
 	}
 	if distributed {
 		return distributedStream(ctx, nd, n, input, o, yield)

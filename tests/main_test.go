@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ergonx/ergonx/actors/pg"
-	ergonxruntime "github.com/ergonx/ergonx/apps/runtime"
+	ergonxcluster "github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/internal/testnode"
 )
 
@@ -179,14 +179,14 @@ func takeNode(t testing.TB, kind nodeKind) node.Node {
 // wait a second for each connection.
 const discovery = 20 * time.Millisecond
 
-// cluster takes n ergonx nodes, starts the runtime application (process
+// cluster takes n ergonx nodes, starts the cluster application (process
 // groups and the serving endpoint) on each, and connects them all.
 func cluster(t testing.TB, n int) []node.Node {
 	t.Helper()
 	nodes := make([]node.Node, n)
 	for i := range nodes {
 		nodes[i] = takeNode(t, ergonxNode)
-		require.NoError(t, ergonxruntime.Start(nodes[i], pg.Options{DiscoveryInterval: discovery}))
+		require.NoError(t, ergonxcluster.Start(nodes[i], pg.Options{DiscoveryInterval: discovery}))
 	}
 	testnode.Mesh(t, nodes...)
 	return nodes
