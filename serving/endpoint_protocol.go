@@ -2,7 +2,6 @@ package serving
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,7 +18,7 @@ import (
 //	{ergonx_reply,  From, [{Id, ok, Result} |            serving node → caller
 //	                       {Id, batch, Value, Metadata} |
 //	                       {Id, hook, HookName, Value} |
-//	                       {Id, error, Kind, Message} |
+//	                       {Id, error, Kind, Message, Details} |
 //	                       {Id, error, overloaded, Message,
 //	                        {Waiting, Rows, MaxQueue, RetryAfterNanos}}]}
 //
@@ -36,7 +35,10 @@ import (
 // external term format (wire.Marshal: term_to_binary of the Nx term), so
 // that the costly encoding runs in the callers' goroutines rather than on
 // ergo's one encoder goroutine per connection;
-// Kind is an atom naming the error (see errorKind), Message a binary.
+// Kind is an atom naming the error (see errorKind), Message a binary,
+// Details a map that lets the caller's node rebuild the error's types and
+// sentinels (endpoint_errors.go); {Id, error, Kind, Message} without it
+// is still read.
 // Results travel as messages, never as exit reasons: ergo sends reasons as
 // atoms of at most 255 characters and silently drops longer ones.
 const (
@@ -170,67 +172,6 @@ func toUint64(t etf.Term) (uint64, bool) {
 	return 0, false
 }
 
-// errorKind names err on the wire, so that the caller's node can give its
-// caller an error it can test with errors.Is.
-func errorKind(err error) etf.Atom {
-	var down *DownError
-	switch {
-	case errors.Is(err, ErrNoProc):
-		return "noproc"
-	case errors.As(err, &down):
-		return "down"
-	case errors.Is(err, ErrShutdownTimeout):
-		return "shutdown_timeout"
-	case errors.Is(err, ErrNotBatch):
-		return "not_batch"
-	case errors.Is(err, ErrEmptyBatch):
-		return "empty_batch"
-	case errors.Is(err, ErrBatchKey):
-		return "batch_key"
-	case errors.Is(err, ErrInputStream):
-		return "input_stream"
-	case errors.Is(err, ErrBatchTooLarge):
-		return "batch_too_large"
-	case errors.Is(err, ErrStreamingHooks):
-		return "streaming_hooks"
-	case errors.Is(err, ErrWire):
-		return "wire"
-	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, ErrOverloaded):
-		return "overloaded"
-	}
-	var ce *CallbackError
-	if errors.As(err, &ce) {
-		return "callback"
-	}
-	return "error"
-}
-
-// kindSentinels maps wire error kinds to the errors they stand for.
-var kindSentinels = map[etf.Atom]error{
-	"noproc":           ErrNoProc,
-	"shutdown_timeout": ErrShutdownTimeout,
-	"not_batch":        ErrNotBatch,
-	"empty_batch":      ErrEmptyBatch,
-	"batch_key":        ErrBatchKey,
-	"input_stream":     ErrInputStream,
-	"batch_too_large":  ErrBatchTooLarge,
-	"streaming_hooks":  ErrStreamingHooks,
-	"wire":             ErrWire,
-	"canceled":         context.Canceled,
-	"overloaded":       ErrOverloaded,
-}
-
-// remoteErr rebuilds a caller-side error from a reply.
-func remoteErr(node, serving string, kind etf.Atom, msg string) error {
-	re := &RemoteError{Node: node, Kind: string(kind), Message: msg}
-	if kind == "down" {
-		return &DownError{Serving: serving, Reason: re}
-	}
-	return re
-}
-
 // parseReply reads one reply item.
 func parseReply(it etf.Term, node string) (uint64, remoteReply, error) {
 	t, ok := it.(etf.Tuple)
@@ -267,33 +208,20 @@ func parseReply(it etf.Term, node string) (uint64, remoteReply, error) {
 		return id, remoteReply{event: ev}, nil
 	case atomError:
 		kind, _ := t[2].(etf.Atom)
+		var details etf.Term
 		switch {
-		case kind == "overloaded" && len(t) == 5:
+		case len(t) == 5 && kind == "overloaded":
 			if over, ok := overloadedFromReply(node, t[4]); ok {
 				return id, remoteReply{err: over}, nil
 			}
-		case len(t) != 4:
+		case len(t) == 5:
+			details = t[4]
+		case len(t) != 4: // the 4-tuple: a peer without details
 			return 0, remoteReply{}, fmt.Errorf("reply: error is a %d-tuple", len(t))
 		}
-		return id, remoteReply{err: remoteErr(node, "", kind, termString(t[3]))}, nil
+		return id, remoteReply{err: remoteErr(node, kind, termString(t[3]), details)}, nil
 	}
 	return 0, remoteReply{}, fmt.Errorf("reply: status is %s", describeTerm(t[1], logTermBytes))
-}
-
-// overloadedFromReply rebuilds a remote serving's *OverloadedError.
-func overloadedFromReply(node string, t etf.Term) (*OverloadedError, bool) {
-	f, ok := t.(etf.Tuple)
-	if !ok || len(f) != 4 {
-		return nil, false
-	}
-	var n [4]uint64
-	for i := range n {
-		if n[i], ok = toUint64(f[i]); !ok {
-			return nil, false
-		}
-	}
-	return &OverloadedError{Node: node, Waiting: int(n[0]), Rows: int(n[1]), MaxQueue: int(n[2]),
-		RetryAfter: time.Duration(n[3])}, true
 }
 
 // termString reads a message that arrived as a binary or a charlist.
@@ -305,17 +233,4 @@ func termString(t etf.Term) string {
 		return v
 	}
 	return fmt.Sprint(t)
-}
-
-// replyError is the tail of an error reply: {error, Kind, Message}, with
-// the figures of an *OverloadedError.
-func replyError(err error) etf.Tuple {
-	reply := etf.Tuple{atomError, errorKind(err), []byte(err.Error())}
-	var over *OverloadedError
-	if errors.As(err, &over) {
-		// The caller's node rebuilds the *OverloadedError, back-off
-		// included (remoteErr).
-		reply = append(reply, etf.Tuple{int64(over.Waiting), int64(over.Rows), int64(over.MaxQueue), int64(over.RetryAfter)})
-	}
-	return reply
 }

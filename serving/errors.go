@@ -143,7 +143,10 @@ func (e *CallbackError) Unwrap() error { return e.Err }
 
 // PanicError is a panic recovered from user code, with the stack of the
 // goroutine that panicked. When the panic value is an error, Unwrap
-// returns it.
+// returns it. A panic on another node's serving has no Stack and, as
+// Value, the panic value's text (an error with that text when the value
+// was an error matching sentinels of this package, so that errors.Is
+// still matches them).
 type PanicError struct {
 	Value any
 	Stack []byte
@@ -207,22 +210,34 @@ func (e *OverloadedError) Error() string {
 func (e *OverloadedError) Is(target error) bool { return target == ErrOverloaded }
 
 // RemoteError is an error that happened on the node that served a
-// distributed call. Kind names it (noproc, down, not_batch, callback...);
-// errors.Is matches the sentinel the kind stands for (ErrNoProc,
-// ErrEmptyBatch...). A failed batch comes as a *DownError whose Reason is a
-// RemoteError.
+// distributed call. Kind names it (noproc, down, not_batch, callback...:
+// see endpoint_errors.go); errors.Is matches the sentinel of its kind and
+// every sentinel the error matched on its node (Sentinels). A failed
+// batch comes as a *DownError whose Reason is, as on the serving's node,
+// a *CallbackError whose Err is a *RemoteError, or a *PanicError for a
+// panic.
 type RemoteError struct {
 	Node    string
 	Kind    string
 	Message string
+	// Sentinels are the kinds of the sentinels the error matched on its
+	// node (nil from peers that do not send them).
+	Sentinels []string
 }
 
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("on node %s: %s", e.Node, e.Message)
 }
 
-// Is matches the sentinel of the error's kind.
+// Is matches the sentinel of the error's kind and of each of Sentinels.
 func (e *RemoteError) Is(target error) bool {
-	s, ok := kindSentinels[etf.Atom(e.Kind)]
-	return ok && s == target
+	if s, ok := kindSentinels[etf.Atom(e.Kind)]; ok && s == target {
+		return true
+	}
+	for _, k := range e.Sentinels {
+		if s, ok := kindSentinels[etf.Atom(k)]; ok && s == target {
+			return true
+		}
+	}
+	return false
 }
