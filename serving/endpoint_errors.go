@@ -54,6 +54,7 @@ var wireSentinels = []struct {
 	{"node_down", ErrNodeDown},
 	{"no_endpoint", ErrNoEndpoint},
 	{"invalid_options", ErrInvalidOptions},
+	{"row_type", ErrRowType},
 }
 
 // kindSentinels maps wire error kinds to the errors they stand for.

@@ -45,6 +45,9 @@ type engineConfig struct {
 	// hooks routes the hook calls of executions to their callers; nil
 	// for servings without streaming hooks.
 	hooks *hookRouter
+	// cancelExecs ends the partitions' compiler.Options.Context once the
+	// engine has shut down (nil: nothing to end).
+	cancelExecs context.CancelFunc
 }
 
 // engine runs one serving: the state machine plus everything it needs
@@ -525,6 +528,11 @@ func (e *engine) shutdown() {
 		e.mu.Unlock()
 	}
 
+	// Whatever runs after this no caller waits for: the computations'
+	// context ends.
+	if e.cancelExecs != nil {
+		defer e.cancelExecs()
+	}
 	if e.shutdownTimeout < 0 {
 		<-e.idle
 		return

@@ -69,6 +69,12 @@ var (
 	// serving are taken out.
 	ErrInputStream = errors.New("serving: input stream failed")
 
+	// ErrRowType is returned by a typed serving (NewBatchFunc) for an
+	// input that is not one of its rows (or a batch or tensor of them),
+	// and by a typed Client for a result that is not one of its output
+	// rows.
+	ErrRowType = errors.New("serving: not a row of the typed serving's type")
+
 	// ErrOverloaded is matched (errors.Is) by the *OverloadedError a
 	// serving returns when its queue is full.
 	ErrOverloaded = errors.New("serving: overloaded")

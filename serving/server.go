@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 
@@ -123,11 +124,18 @@ func (c *config) build(node string, runner taskRunner) (*engine, error) {
 		hooks = newHookRouter(len(partitions))
 		partitions = hooks.withHooks(partitions, c.serving.hooks)
 	}
+	// The computations' context ends when the engine has shut down.
+	ctx, cancel := context.WithCancel(context.Background())
+	for i := range partitions {
+		partitions[i].Context = ctx
+	}
 	state, err := callInit(c.serving.module, Process, c.serving.arg, partitions)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	return newEngine(engineConfig{
+		cancelExecs:     cancel,
 		node:            node,
 		name:            c.name,
 		serving:         c.serving,

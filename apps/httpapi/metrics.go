@@ -68,7 +68,7 @@ type batchMetrics struct {
 func newMetrics(h *Handler) (*metrics, error) {
 	m := &metrics{
 		h:           h,
-		telemetryID: fmt.Sprintf("ergonx/httpapi/%s/%d", h.nd.Name(), telemetryIDs.Add(1)),
+		telemetryID: fmt.Sprintf("ergonx/httpapi/%s/%d", h.nodeName(), telemetryIDs.Add(1)),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ergonx_http_requests_total",
 			Help: "Predict requests answered, by serving and HTTP status code (serving is \"(unknown)\" for servings the handler does not expose).",
