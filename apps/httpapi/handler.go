@@ -167,7 +167,7 @@ type Handler struct {
 	routes map[string]*route // immutable after NewHandler
 	names  []string          // sorted names of routes
 	mux    *http.ServeMux
-	m      *metrics
+	m      *metricsOf
 	// patterns are the mux's patterns, in the order registered.
 	patterns []string
 
@@ -234,10 +234,6 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 	h.m = m
 	for _, name := range h.names {
 		h.routes[name].m = m.forServing(name)
-	}
-	if err := m.attach(); err != nil {
-		m.unregister()
-		return nil, err
 	}
 
 	mux := &recordingMux{ServeMux: http.NewServeMux()}
@@ -328,8 +324,7 @@ func (h *Handler) Registry() *prometheus.Registry { return h.opts.Registry }
 // metrics. It is idempotent and always returns nil.
 func (h *Handler) Close() error {
 	h.closeOnce.Do(func() {
-		h.m.detach()
-		h.m.unregister()
+		h.m.close()
 	})
 	return nil
 }
