@@ -88,7 +88,7 @@ const (
 // perRun is at least how many nodes of each kind one run of every test takes; a
 // test that finds its kind's pool empty fails and says so.
 var perRun = [nodeKinds]int{
-	ergonxNode:       86,
+	ergonxNode:       88,
 	ergoDefaultNode:  2,
 	ergoFragmentNode: 6,
 	wrongCookieNode:  1,
