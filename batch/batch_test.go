@@ -396,3 +396,24 @@ func TestMaterializeColumnMajorAndTransposedViews(t *testing.T) {
 	assert.Equal(t, []int{2, 3}, shape)
 	assert.Equal(t, []int64{1, 5, 9, 2, 6, 10}, data)
 }
+
+// Template.Tensor describes templates of one tensor, and only those.
+func TestTemplateTensor(t *testing.T) {
+	b, err := Stack(tensor.New(tensor.WithShape(2, 3), tensor.WithBacking(make([]float64, 6))))
+	require.NoError(t, err)
+	dt, shape, ok := b.Template().Tensor()
+	require.True(t, ok)
+	assert.Equal(t, tensor.Float64, dt)
+	assert.Equal(t, []int{2, 3}, shape)
+	shape[0] = 99 // a copy
+	_, again, _ := b.Template().Tensor()
+	assert.Equal(t, []int{2, 3}, again)
+
+	pair, err := Stack(Tuple{tensor.New(tensor.WithShape(1), tensor.WithBacking([]float32{1})),
+		tensor.New(tensor.WithShape(1), tensor.WithBacking([]float32{2}))})
+	require.NoError(t, err)
+	_, _, ok = pair.Template().Tensor()
+	assert.False(t, ok)
+	_, _, ok = New().Template().Tensor()
+	assert.False(t, ok, "an empty batch has no template")
+}

@@ -76,6 +76,16 @@ func (t *Template) Equal(o *Template) bool {
 	}
 }
 
+// Tensor describes the rows of a template that is one tensor (not a
+// tuple or a map): their dtype and row shape (a copy). ok is false for
+// other templates and for nil.
+func (t *Template) Tensor() (dtype tensor.Dtype, rowShape []int, ok bool) {
+	if t == nil || t.kind != leafKind {
+		return tensor.Dtype{}, nil, false
+	}
+	return t.dtype, slices.Clone(t.shape), true
+}
+
 // String shows the template as, for example, "float32[3]",
 // "{float32[3], int64[]}" or "map{a: float32[2], b: float32[]}".
 func (t *Template) String() string {

@@ -77,7 +77,7 @@ func Lookup(name string) (Compiler, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("%w %q: registered compilers are %s (the cuda compiler needs a build with -tags cuda)",
+		return nil, fmt.Errorf("%w %q: registered compilers are %s",
 			ErrUnknownCompiler, name, strings.Join(names, ", "))
 	}
 	return c, nil

@@ -6,11 +6,14 @@
 // batch). A Compiler "jits" it for one partition's Options into a Func,
 // which accepts a *batch.Batch (materialised first) or a container.
 // Servings ask the compiler for its partitions (Nx's
-// __partitions_options__): the CPU evaluator offers MaxConcurrency of them,
-// a GPU compiler one per device, and run one batch at a time on each.
+// __partitions_options__): the CPU evaluator offers MaxConcurrency of them
+// (a device compiler would offer one per device), and run one batch at a
+// time on each.
 //
-// Compilers are found by name in a registry ("cpu" is built in; the CUDA
-// compiler in compiler/cuda registers "cuda" when built with the cuda tag).
+// Compilers are found by name in a registry ("cpu" is built in; register
+// your own with Register). A CUDA compiler, one partition per device, is
+// not built yet.
+//
 // Default options can be set once for the whole program, like
 // Nx.Defn.default_options/1, and are merged with the options of each call.
 //

@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"context"
 	"maps"
 	"sync"
 )
@@ -35,6 +36,17 @@ type Options struct {
 	// compile one function per key. Run sets the key of its input's batch.
 	// Empty outside servings.
 	BatchKeys []string
+
+	// Context is set by a serving on the options of each partition (its
+	// module's Init and its compile function receive it): it ends when
+	// the serving's computations are no longer wanted. For a serving
+	// process, that is once the serving has stopped and its running
+	// batches have finished, or once its Shutdown bound has passed with
+	// batches still running (their callers have their answer then); for
+	// Run, it is Run's ctx. Long computations may watch it and give up.
+	// Leave it nil: outside a serving it is nil (use
+	// context.Background()).
+	Context context.Context
 
 	// Hooks are functions a computation calls during an execution to emit
 	// intermediate values (Nx's :hooks defn option, used by streaming

@@ -2,8 +2,6 @@ package serving
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/ergonx/ergonx/batch"
@@ -20,36 +18,6 @@ import (
 //
 // A request larger than maxQueue is admitted when nothing waits, so that
 // every request can run eventually.
-
-// ErrOverloaded is matched (errors.Is) by the *OverloadedError a serving
-// returns when its queue is full.
-var ErrOverloaded = errors.New("serving: overloaded")
-
-// OverloadedError is returned by BatchedRun when the serving's queue holds
-// MaxQueue rows already. RetryAfter is how long the serving expects to
-// take to run the rows waiting now: a caller that backs off that long
-// finds room again unless the load stays above capacity. HTTP servers
-// send it as Retry-After.
-type OverloadedError struct {
-	Serving    string
-	Node       string // the serving's node when it is not the caller's, else ""
-	Waiting    int    // rows waiting when the request came
-	Rows       int    // the request's rows
-	MaxQueue   int
-	RetryAfter time.Duration
-}
-
-func (e *OverloadedError) Error() string {
-	where := ""
-	if e.Node != "" {
-		where = " on node " + e.Node
-	}
-	return fmt.Sprintf("serving: %q%s is overloaded: %d rows wait already and %d more would pass its MaxQueue of %d; "+
-		"retry after %v, or call with WaitWhenFull to wait for room", e.Serving, where, e.Waiting, e.Rows, e.MaxQueue, e.RetryAfter)
-}
-
-// Is makes errors.Is(err, ErrOverloaded) true.
-func (e *OverloadedError) Is(target error) bool { return target == ErrOverloaded }
 
 // admission is a caller waiting for room.
 type admission struct {

@@ -21,8 +21,11 @@ import (
 // Checklist §4.3 item 25.
 func TestSupervisionTree(t *testing.T) {
 	nd := testNode(t)
-	sup := start(t, nd, Options{Serving: doubling()})
+	h := start(t, nd, Options{Serving: doubling()})
+	sup := h.Process()
 	assert.Equal(t, supervisorName(t.Name()), sup.Name())
+	assert.Equal(t, t.Name(), h.Name())
+	assert.Same(t, nd, h.Node())
 
 	children := supervisor.Which(sup)
 	require.Len(t, children, 2)
@@ -407,7 +410,7 @@ func TestPartitionsRunConcurrently(t *testing.T) {
 	m := newExecuteSync()
 	start(t, nd, Options{
 		Serving:   NewModule(m, nil, compiler.WithMaxConcurrency(2)),
-		BatchSize: 2, Partitions: true,
+		BatchSize: 2, Partitions: CompilerPartitions,
 	})
 	a := async(nd, t.Name(), rows(t, 1, 2))
 	b := async(nd, t.Name(), rows(t, 3, 2))
@@ -470,7 +473,7 @@ func TestStartInvalidOptions(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidOptions)
 	_, err = Start(nd, Options{Name: "x", Serving: doubling(), DistributionWeight: -2})
 	require.ErrorIs(t, err, ErrInvalidOptions)
-	_, err = Start(nd, Options{Name: "x", Serving: doubling(compiler.WithCompiler("nope")), Partitions: true})
+	_, err = Start(nd, Options{Name: "x", Serving: doubling(compiler.WithCompiler("nope")), Partitions: CompilerPartitions})
 	require.ErrorIs(t, err, compiler.ErrUnknownCompiler)
 }
 
@@ -478,14 +481,21 @@ func TestStartInvalidOptions(t *testing.T) {
 // callers get ErrNoProc.
 func TestServingDeathStopsTheSupervisor(t *testing.T) {
 	nd := testNode(t)
-	sup := start(t, nd, Options{Serving: doubling()})
+	h := start(t, nd, Options{Serving: doubling()})
 	p := nd.ProcessByName(t.Name())
 	require.NotNil(t, p)
 	p.Kill()
+	select {
+	case <-h.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the supervisor did not stop within 10 s of its serving's death")
+	}
 	require.Eventually(t, func() bool {
-		return !sup.IsAlive() && nd.ProcessByName(taskSupervisorName(t.Name())) == nil
+		return !h.Process().IsAlive() && nd.ProcessByName(taskSupervisorName(t.Name())) == nil
 	}, 10*time.Second, time.Millisecond)
-	_, err := BatchedRun(context.Background(), nd, t.Name(), rows(t, 1, 1))
+	_, err := h.Stats()
+	require.ErrorIs(t, err, ErrNoProc)
+	_, err = BatchedRun(context.Background(), nd, t.Name(), rows(t, 1, 1))
 	require.ErrorIs(t, err, ErrNoProc)
 }
 
@@ -554,7 +564,7 @@ func TestBatchedRunFromAnActor(t *testing.T) {
 func TestThousandsOfConcurrentCallers(t *testing.T) {
 	nd := testNode(t)
 	start(t, nd, Options{Serving: doubling(), BatchSize: 64, BatchTimeout: time.Millisecond,
-		Partitions: true})
+		Partitions: CompilerPartitions})
 	const callers = 5000
 	errs := make(chan error, callers)
 	for i := 0; i < callers; i++ {

@@ -13,8 +13,11 @@ import (
 
 // moduleName names a module in errors and telemetry.
 func moduleName(m Module) string {
-	if _, ok := m.(defaultModule); ok {
+	switch x := m.(type) {
+	case defaultModule:
 		return "serving.Default"
+	case interface{ name() string }: // the package's own modules
+		return x.name()
 	}
 	return fmt.Sprintf("%T", m)
 }

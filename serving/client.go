@@ -76,6 +76,9 @@ func WithScope(scope string) CallOption {
 // serving batches it with other callers' inputs and returns exactly this
 // caller's rows, after client postprocessing.
 //
+// nd is the caller's node; nil reaches the servings started without a
+// node (Start(nil, ...)) in this process, and nothing elsewhere.
+//
 // A plain name runs on the serving of the caller's node if there is one,
 // else on a member of the serving's process group elsewhere in the
 // cluster; Local(name) never leaves the node; Distributed(name) always
@@ -111,10 +114,11 @@ func BatchedRun[T Target](ctx context.Context, nd node.Node, name T, input any, 
 		return distributedBatchedRun(ctx, nd, t.Name, input, o)
 	}
 	n := reflect.ValueOf(name).String() // string, or a named string type
-	if registered(nd.Name(), n) != nil {
+	node := nodeName(nd)
+	if registered(node, n) != nil {
 		return localBatchedRun(ctx, nd, n, input, o)
 	}
-	if endpointOf(nd.Name()) != nil {
+	if endpointOf(node) != nil {
 		return distributedBatchedRun(ctx, nd, n, input, o)
 	}
 	return localBatchedRun(ctx, nd, n, input, o) // explains the ErrNoProc
@@ -126,28 +130,4 @@ func localBatchedRun(ctx context.Context, nd node.Node, name string, input any, 
 		return nil, err
 	}
 	return e.call(ctx, input, o)
-}
-
-// call runs input through the serving: client preprocessing, the batch
-// (or each batch of an input stream), client postprocessing, all in the
-// caller's goroutine. With o.waitRoom a full queue makes it wait for room
-// (see WaitWhenFull).
-func (e *engine) call(ctx context.Context, input any, o callOptions) (any, error) {
-	b, src, info, err := preprocessInput(e.serving, input)
-	if err != nil {
-		return nil, err
-	}
-	if src != nil {
-		return e.collectStream(ctx, src, info, o)
-	}
-	// A caller that cannot give up may run the batch its rows complete.
-	r, err := e.submit(ctx, b, ctx.Done() == nil, o.waitRoom)
-	if err != nil {
-		return nil, err
-	}
-	out, meta, err := e.wait(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	return postprocess(e.serving, out, meta, info)
 }

@@ -2,6 +2,51 @@
 // callers by size or timeout, runs one batched computation per free
 // partition and gives each caller exactly its own rows.
 //
+// # Words
+//
+// One noun per concept, in names and docs: a caller sends a request (one
+// call's input: its rows, after client preprocessing a *batch.Batch); a
+// serving stacks the rows of several requests into a batch (at most the
+// batch size rows, of one batch key); a batch runs as a task on a
+// partition, and the task's execution (the function HandleBatch returned)
+// computes the batch's output, from which every request takes its own
+// rows. A request larger than the batch size is split into parts that
+// run in several batches.
+//
+// # Typed servings
+//
+// NewBatchFunc makes a serving from a function over a batch of rows typed
+// in Go (Row: []float32, []float64, []int64, []int32 or *tensor.Dense),
+// Ray Serve's @serve.batch shape: the serving stacks the callers' rows,
+// checks that the function returned one output row per row, and gives
+// each caller its own. A Client[In, Out] calls it with one row (Call) or
+// several (CallMany) and returns typed rows: no type assertion, locally,
+// without a node, or on another node. Typed servings are Servings made
+// with NewModule and client pre- and postprocessing of their own: the rest
+// of the package (Start, Run, BatchedRun, telemetry) takes them as any
+// other.
+//
+// # What client preprocessing receives
+//
+// Client preprocessing gets the input as it reaches the serving's node,
+// which depends on the path:
+//
+//   - a call on the serving's process (BatchedRun, Run, Handle.BatchedRun,
+//     a Client, with or without a node): the caller's value as is;
+//   - over HTTP (apps/httpapi): a *batch.Batch of the request's rows (the
+//     body's tensor, or tuple or map of tensors, decoded and concatenated);
+//   - from another ergonx node: the caller's value through the wire codec
+//     (actors/wire): tensors, batches, tuples and maps as they were sent,
+//     a numeric Go slice as a 1-D *tensor.Dense, other plain values as
+//     ETF carries them;
+//   - from an Elixir or Erlang caller (Nx's protocol): the decoded
+//     %Nx.Tensor{} (a *tensor.Dense) or container.
+//
+// The default preprocessing takes a *batch.Batch (and an input stream);
+// from an Nx caller it takes the tensor's rows as its batch. A typed
+// serving's preprocessing takes a row, a batch of rows or a tensor of
+// rows, so every path reaches it.
+//
 // # Servings
 //
 // A *Serving describes what to run: New compiles one function per
@@ -16,14 +61,27 @@
 //
 // # Serving processes
 //
-// Start starts a serving process the way Nx does: a supervisor
+// Start starts a serving and returns its *Handle (Stop, Stats, Done,
+// BatchedRun, and the supervisor's process for your own supervision).
+// Options.Partitions sets how many batches run at once: 0 one, N N,
+// CompilerPartitions one per partition the compiler lists.
+//
+// Without a node (Start(nil, opts)) a serving runs in the process alone:
+// no ergo node, no EPMD, no listener, no cookie; its batches run on plain
+// goroutines and callers reach it by name with BatchedRun(ctx, nil, name,
+// input), through its handle, or with a Client. That is all a program
+// that serves within itself needs; a cluster starts a node with
+// cluster.StartNode (apps/cluster) and passes it to Start.
+//
+// On a node, Start starts a serving process the way Nx does: a supervisor
 // (Name+".Supervisor", one-for-all, no restarts, package supervisor) with
 // a task supervisor (Name+".TaskSupervisor") and the serving actor
 // registered as Name. The actor's Init computes the partitions and runs
 // the module's Init for Process; Start returns its error, if any, with
 // nothing left running. BatchedRun sends input to a serving and waits for
-// its rows; Stop stops it; GetStats reports on it; ChildSpec places one
-// under your own ergo supervisor.
+// its rows; Stop stops it and GetStats reports on it by name (the
+// Nx-shaped layer; the handle does both too); ChildSpec places one under
+// your own ergo supervisor.
 //
 // The batching follows Nx's state machine (state.go): rows stack until
 // the batch is full or BatchTimeout passes after its first rows; a full or
@@ -75,18 +133,21 @@
 //
 // # Distributed servings
 //
-// When the node runs the runtime application (apps/runtime), a serving
+// When the node runs the cluster application (apps/cluster), a serving
 // joins the process group of its name (scope pg.DefaultScope, as Nx's
 // Nx.Serving.PG) once per partition times DistributionWeight. BatchedRun
 // with a name that has no local serving, or with Distributed(name), picks
 // a random member (weighted by multiplicity) and runs the request on its
-// node through the nodes' serving endpoints (endpoint.go, protocol.go):
+// node through the nodes' serving endpoints (endpoint_*.go):
 // client pre- and postprocessing there, then the serving's distributed
 // postprocessing; another member is tried when that node has no such
 // serving (3 attempts, Nx's rule); a node that dies or disconnects fails
 // its waiting callers with ErrNodeDown. Inputs and results cross nodes in
 // Nx's own term shape (actors/wire), as binaries, in messages carrying
-// every request queued for the same node.
+// every request queued for the same node. Errors keep their kind: a
+// callback that fails on the serving's node gives the caller the same
+// *DownError, *CallbackError, *PanicError and sentinels (errors.Is) as
+// on its own node (endpoint_errors.go).
 //
 // # Batch keys, streaming, input streams (later Nx)
 //
@@ -111,7 +172,7 @@
 // them. Serving.BatchSize makes Run split an input into executions of at
 // most that many rows (Nx v0.6.2's batch_size/2).
 //
-// Across nodes, stream events travel as they are produced (protocol.go),
+// Across nodes, stream events travel as they are produced (endpoint_protocol.go),
 // an input stream goes batch by batch to one member, and Nx v0.6+ callers
 // of a streaming serving get Nx's own stream messages (nxhandler.go).
 //

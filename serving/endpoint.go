@@ -3,7 +3,6 @@ package serving
 import (
 	"context"
 	crand "crypto/rand"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -19,7 +18,7 @@ import (
 // EndpointName is the registered name of a node's serving endpoint: the
 // process through which servings on other nodes are called and through
 // which this node's servings are called from elsewhere. The runtime
-// application (apps/runtime) starts it; StartEndpoint does too.
+// application (apps/cluster) starts it; StartEndpoint does too.
 const EndpointName = "ergonx_serving"
 
 // endpointMailbox is the endpoint's mailbox: ergo's maximum. ergo drops
@@ -243,12 +242,3 @@ func probeReply(m etf.Tuple) (etf.Ref, bool) {
 	ref, ok := m[0].(etf.Ref)
 	return ref, ok
 }
-
-// ErrNoEndpoint is returned for distributed calls from a node whose serving
-// endpoint does not run (start the runtime application, apps/runtime).
-var ErrNoEndpoint = errors.New("serving: no serving endpoint on this node")
-
-// ErrNodeDown is returned to callers whose request was on a node that went
-// down or disconnected (or whose endpoint stopped) before it answered.
-// Whether the request ran there is unknown.
-var ErrNodeDown = errors.New("serving: the serving's node went down before answering")

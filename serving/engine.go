@@ -45,6 +45,9 @@ type engineConfig struct {
 	// hooks routes the hook calls of executions to their callers; nil
 	// for servings without streaming hooks.
 	hooks *hookRouter
+	// cancelExecs ends the partitions' compiler.Options.Context once the
+	// engine has shut down (nil: nothing to end).
+	cancelExecs context.CancelFunc
 }
 
 // engine runs one serving: the state machine plus everything it needs
@@ -219,6 +222,30 @@ func (e *engine) submitRequest(ctx context.Context, r *request, b *batch.Batch, 
 	e.pushLocked(r, key, b)
 	e.unlockAndStart(inline)
 	return r, nil
+}
+
+// call runs input through the serving: client preprocessing, the batch
+// (or each batch of an input stream), client postprocessing, all in the
+// caller's goroutine. With o.waitRoom a full queue makes it wait for room
+// (see WaitWhenFull).
+func (e *engine) call(ctx context.Context, input any, o callOptions) (any, error) {
+	b, src, info, err := preprocessInput(e.serving, input)
+	if err != nil {
+		return nil, err
+	}
+	if src != nil {
+		return e.collectStream(ctx, src, info, o)
+	}
+	// A caller that cannot give up may run the batch its rows complete.
+	r, err := e.submit(ctx, b, ctx.Done() == nil, o.waitRoom)
+	if err != nil {
+		return nil, err
+	}
+	out, meta, err := e.wait(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return postprocess(e.serving, out, meta, info)
 }
 
 // pushLocked admits r: it counts it and stacks its rows under key. e.mu
@@ -501,6 +528,11 @@ func (e *engine) shutdown() {
 		e.mu.Unlock()
 	}
 
+	// Whatever runs after this no caller waits for: the computations'
+	// context ends.
+	if e.cancelExecs != nil {
+		defer e.cancelExecs()
+	}
 	if e.shutdownTimeout < 0 {
 		<-e.idle
 		return

@@ -87,7 +87,7 @@ func TestRunWithFunctionAndBatchKey(t *testing.T) { // "with function and batch 
 func TestBatchKeysReachInit(t *testing.T) {
 	nd := testNode(t)
 	m := newSimple()
-	start(t, nd, Options{Serving: NewModule(m, nil, compiler.WithMaxConcurrency(2)), Partitions: true,
+	start(t, nd, Options{Serving: NewModule(m, nil, compiler.WithMaxConcurrency(2)), Partitions: CompilerPartitions,
 		BatchKeys: []string{"a", "b"}})
 	init := <-m.events
 	require.Len(t, init.partitions, 2)

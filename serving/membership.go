@@ -42,17 +42,17 @@ type membership struct {
 }
 
 // rescanScope is how often a member looks for its node's scope while
-// there is none (the runtime application is restarting it).
+// there is none (the cluster application is restarting it).
 const rescanScope = 100 * time.Millisecond
 
 // joinGroups makes sp a member of groups, count times each, on nd's
 // default scope, and keeps it there until leave. Without a scope (the
-// node does not run the runtime application) it returns nil: the process
+// node does not run the cluster application) it returns nil: the process
 // stays local.
 func joinGroups(nd gen.Core, sp gen.Process, count int, groups ...string) (*membership, error) {
 	scope := pg.Lookup(nd, pg.DefaultScope)
 	if scope == nil && endpointOf(sp.NodeName()) == nil {
-		return nil, nil // no runtime application: local only
+		return nil, nil // no cluster application: local only
 	}
 	m := &membership{nd: nd, groups: groups, done: make(chan struct{})}
 	m.pids = make([]etf.Pid, max(1, count))
@@ -95,7 +95,7 @@ func (m *membership) keep() {
 				return
 			}
 		}
-		// No scope: wait for the runtime application's next one.
+		// No scope: wait for the cluster application's next one.
 		ticker := time.NewTicker(rescanScope)
 		for {
 			next := pg.Lookup(m.nd, pg.DefaultScope)

@@ -43,7 +43,7 @@ import (
 
 // ProvideNxProtocol lets Nx callers on Erlang and Elixir nodes call the
 // servings of nd: it registers the remote-spawn behaviour NxModule. The
-// runtime application does this on every node it starts.
+// cluster application does this on every node it starts.
 func ProvideNxProtocol(nd node.Node) error {
 	if err := nd.ProvideRemoteSpawn(NxModule, &nxHandler{}); err != nil {
 		return fmt.Errorf("serving: provide %s for Nx callers on %s: %w", NxModule, nd.Name(), err)

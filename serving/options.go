@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -18,6 +17,10 @@ const (
 	DefaultBatchTimeout = 100 * time.Millisecond
 	DefaultShutdown     = 30 * time.Second
 )
+
+// CompilerPartitions, as Options.Partitions, gives a serving one
+// partition per partition its compiler lists (compiler.Partitions).
+const CompilerPartitions = -1
 
 // Default bound of a serving's queue (ergonx's; Nx has none): rows for
 // DefaultMaxQueueBatches full batches per partition, and never fewer than
@@ -62,10 +65,14 @@ type Options struct {
 	// before the batch runs anyway. 0 means DefaultBatchTimeout (100 ms).
 	BatchTimeout time.Duration
 
-	// Partitions, when true, runs one batch at a time on each partition
-	// the compiler lists for the serving's options (the CPU evaluator:
-	// MaxConcurrency of them); otherwise there is one partition.
-	Partitions bool
+	// Partitions is how many batches the serving runs at once, one per
+	// partition. 0 means one partition; N > 0 means N partitions, each
+	// compiled with the serving's compiler options; CompilerPartitions
+	// means one per partition the compiler lists for those options (Nx's
+	// partitions: true; the CPU evaluator lists MaxConcurrency of them, a
+	// device compiler would list one per device). Other negative values
+	// are an error.
+	Partitions int
 
 	// Shutdown bounds how long stopping the serving waits for running
 	// batches (their callers get results); callers of batches still
@@ -95,23 +102,6 @@ type Options struct {
 	Clock Clock
 }
 
-// Errors of Start.
-var (
-	// ErrInvalidOptions is returned by Start and ChildSpec for options
-	// that cannot start a serving, and by every use of a Serving a builder
-	// made invalid (Streaming called twice, BatchSize not positive).
-	ErrInvalidOptions = errors.New("serving: invalid options")
-
-	// ErrConflictingBatchSize is returned by Start when Options.BatchSize
-	// and the Serving's ProcessOptions.BatchSize or BatchSize are set and
-	// differ.
-	ErrConflictingBatchSize = errors.New("serving: conflicting batch sizes")
-
-	// ErrAlreadyStarted is returned by Start when a process already runs
-	// under the serving's name (or its supervisor's) on the node.
-	ErrAlreadyStarted = errors.New("serving: a process with this name already runs")
-)
-
 // config is Options resolved against the Serving's process options and
 // the defaults.
 type config struct {
@@ -120,7 +110,7 @@ type config struct {
 	serving      *Serving
 	batchSize    int
 	batchTimeout time.Duration
-	partitions   bool
+	partitions   int // 1 or more, or CompilerPartitions
 	shutdown     time.Duration
 	weight       int
 	maxQueue     int // 0: the default for the partition count; negative: none
@@ -160,7 +150,7 @@ func (o Options) resolve(nd node.Node) (*config, error) {
 		keys:         keys,
 		batchSize:    first(o.Serving.batchSize, o.BatchSize, p.BatchSize, DefaultBatchSize),
 		batchTimeout: first(o.BatchTimeout, p.BatchTimeout, DefaultBatchTimeout),
-		partitions:   o.Partitions || p.Partitions,
+		partitions:   first(o.Partitions, p.Partitions, 1),
 		shutdown:     first(o.Shutdown, p.Shutdown, DefaultShutdown),
 		weight:       first(o.DistributionWeight, p.DistributionWeight, 1),
 		maxQueue:     o.MaxQueue,
@@ -174,6 +164,9 @@ func (o Options) resolve(nd node.Node) (*config, error) {
 	case len(o.Name) > 255:
 		return nil, fmt.Errorf("%w: Name is %d bytes; a serving's name is its process group, an atom of at most 255 bytes",
 			ErrInvalidOptions, len(o.Name))
+	case c.partitions < 0 && c.partitions != CompilerPartitions:
+		return nil, fmt.Errorf("%w: Partitions must be 0 (one), a positive count or CompilerPartitions (%d), got %d (serving %q)",
+			ErrInvalidOptions, CompilerPartitions, c.partitions, o.Name)
 	case c.weight < 0:
 		return nil, fmt.Errorf("%w: DistributionWeight must be a positive integer, got %d (serving %q)", ErrInvalidOptions, c.weight, o.Name)
 	}
@@ -229,15 +222,21 @@ func (c *config) queueBound(partitions int) int {
 	return max(MinDefaultMaxQueue, DefaultMaxQueueBatches*c.batchSize*partitions)
 }
 
-// partitionOptions returns one compiler.Options per partition, each with
+// partitionOptions returns one compiler.Options per partition (copies of
+// the serving's, or the compiler's list for CompilerPartitions), each with
 // the serving's batch keys (as Nx puts :batch_keys in each partition's
 // defn options).
 func (c *config) partitionOptions() ([]compiler.Options, error) {
-	parts := []compiler.Options{c.serving.defn}
-	if c.partitions {
+	var parts []compiler.Options
+	if c.partitions == CompilerPartitions {
 		var err error
 		if parts, err = compiler.Partitions(c.serving.defn); err != nil {
 			return nil, err
+		}
+	} else {
+		parts = make([]compiler.Options, c.partitions)
+		for i := range parts {
+			parts[i] = c.serving.defn
 		}
 	}
 	for i := range parts {

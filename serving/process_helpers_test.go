@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/node"
 	"github.com/stretchr/testify/require"
 
@@ -19,7 +18,7 @@ func testNode(t testing.TB) node.Node {
 }
 
 // start starts a serving named after the test and stops it at the end.
-func start(t testing.TB, nd node.Node, opts Options) gen.Process {
+func start(t testing.TB, nd node.Node, opts Options) *Handle {
 	t.Helper()
 	if opts.Name == "" {
 		opts.Name = t.Name()

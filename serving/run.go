@@ -189,6 +189,7 @@ func (in *inliner) execute(ctx context.Context, b *batch.Batch, hook func(Stream
 	if !in.inited {
 		opts := s.defn
 		opts.BatchKeys = []string{b.Key()}
+		opts.Context = ctx
 		parts := []compiler.Options{opts}
 		if len(s.hooks) > 0 {
 			in.hooks = newHookRouter(1)

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 
@@ -20,14 +21,15 @@ import (
 // process's behaviour, without a message (see the package doc).
 type server struct {
 	cfg    *config
-	tasks  *taskSupRef
+	ref    *startRef
 	engine atomic.Pointer[engine] // nil until Init has finished
 }
 
-// taskSupRef passes the task supervisor started for the same supervisor
-// run to the serving actor started after it.
-type taskSupRef struct {
-	ts atomic.Pointer[actors.TaskSupervisor]
+// startRef passes the task supervisor started for the same supervisor run
+// to the serving actor started after it, and the actor's engine to Start.
+type startRef struct {
+	ts     atomic.Pointer[actors.TaskSupervisor]
+	engine atomic.Pointer[engine]
 }
 
 // It runs on actors.Actor, not ergo's gen.Server, which any node can kill
@@ -38,40 +40,18 @@ var _ actors.Behavior = (*server)(nil)
 func (s *server) Init(sp gen.Process, _ ...etf.Term) error {
 	// Exit signals arrive as messages, so that running batches can finish.
 	sp.SetTrapExit(true)
-	partitions, err := s.cfg.partitionOptions()
-	if err != nil {
-		return err
-	}
-	var hooks *hookRouter
-	if len(s.cfg.serving.hooks) > 0 {
-		hooks = newHookRouter(len(partitions))
-		partitions = hooks.withHooks(partitions, s.cfg.serving.hooks)
-	}
-	state, err := callInit(s.cfg.serving.module, Process, s.cfg.serving.arg, partitions)
-	if err != nil {
-		return err
-	}
-	ts := s.tasks.ts.Load()
+	ts := s.ref.ts.Load()
 	if ts == nil {
 		return fmt.Errorf("serving %q: internal error: no task supervisor", s.cfg.name)
 	}
-	e := newEngine(engineConfig{
-		node:            sp.NodeName(),
-		name:            s.cfg.name,
-		serving:         s.cfg.serving,
-		batchSize:       s.cfg.batchSize,
-		batchTimeout:    s.cfg.batchTimeout,
-		shutdownTimeout: s.cfg.shutdown,
-		partitions:      partitions,
-		clock:           s.cfg.clock,
-		runner:          ts,
-		maxQueue:        s.cfg.queueBound(len(partitions)),
-		keys:            s.cfg.keys,
-		hooks:           hooks,
-	}, state)
+	e, err := s.cfg.build(sp.NodeName(), ts)
+	if err != nil {
+		return err
+	}
 	s.engine.Store(e)
+	s.ref.engine.Store(e)
 	register(sp.NodeName(), s.cfg.name, e)
-	if err := s.joinGroup(sp, len(partitions)); err != nil {
+	if err := s.joinGroup(sp, len(e.partitions)); err != nil {
 		e.shutdown()
 		return err
 	}
@@ -111,7 +91,7 @@ func (s *server) Terminate(_ gen.Process, _ string) {
 
 // joinGroup puts the serving in the process group of its name (Nx v0.10
 // and later) and in NxSharedGroup (Nx v0.5 to v0.9), partitions × weight
-// times each, when its node runs the runtime application; without it the
+// times each, when its node runs the cluster application; without it the
 // serving is local only. It leaves them when it starts to stop.
 func (s *server) joinGroup(sp gen.Process, partitions int) error {
 	if s.cfg.node == nil {
@@ -129,4 +109,44 @@ func (s *server) joinGroup(sp gen.Process, partitions int) error {
 		s.engine.Load().onStop = m.leave
 	}
 	return nil
+}
+
+// build computes the partitions, initialises the module for Process and
+// returns the serving's engine, whose tasks run on runner; node is the
+// node's name ("" for a serving without a node).
+func (c *config) build(node string, runner taskRunner) (*engine, error) {
+	partitions, err := c.partitionOptions()
+	if err != nil {
+		return nil, err
+	}
+	var hooks *hookRouter
+	if len(c.serving.hooks) > 0 {
+		hooks = newHookRouter(len(partitions))
+		partitions = hooks.withHooks(partitions, c.serving.hooks)
+	}
+	// The computations' context ends when the engine has shut down.
+	ctx, cancel := context.WithCancel(context.Background())
+	for i := range partitions {
+		partitions[i].Context = ctx
+	}
+	state, err := callInit(c.serving.module, Process, c.serving.arg, partitions)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return newEngine(engineConfig{
+		cancelExecs:     cancel,
+		node:            node,
+		name:            c.name,
+		serving:         c.serving,
+		batchSize:       c.batchSize,
+		batchTimeout:    c.batchTimeout,
+		shutdownTimeout: c.shutdown,
+		partitions:      partitions,
+		clock:           c.clock,
+		runner:          runner,
+		maxQueue:        c.queueBound(len(partitions)),
+		keys:            c.keys,
+		hooks:           hooks,
+	}, state), nil
 }

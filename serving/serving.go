@@ -59,11 +59,12 @@ type Serving struct {
 
 // ProcessOptions are the options of a serving process that may be carried
 // by the Serving itself (Nx's process_options); Start's Options override
-// them. Zero fields mean "not set".
+// them. Zero fields mean "not set"; each means what the Options field of
+// the same name means.
 type ProcessOptions struct {
 	BatchSize          int
 	BatchTimeout       time.Duration
-	Partitions         bool
+	Partitions         int
 	Shutdown           time.Duration
 	DistributionWeight int
 	BatchKeys          []string

@@ -2,7 +2,6 @@ package serving
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"reflect"
@@ -25,10 +24,6 @@ type StreamEvent struct {
 	// Metadata is the execution's metadata (batch events only).
 	Metadata any
 }
-
-// errStopped is the answer of a streamed request whose caller stopped
-// reading (broke out of its range loop): its rows are taken out.
-var errStopped = errors.New("serving: the caller stopped reading the stream")
 
 // Stream runs input on the serving named name, as BatchedRun does, and
 // returns the result as a stream of events (Nx's batched_run on a
@@ -82,7 +77,7 @@ func stream[T Target](ctx context.Context, nd node.Node, name T, input any, opts
 		n, distributed = t.Name, true
 	default:
 		n = reflect.ValueOf(name).String()
-		distributed = registered(nd.Name(), n) == nil && endpointOf(nd.Name()) != nil
+		distributed = registered(nodeName(nd), n) == nil && endpointOf(nodeName(nd)) != nil
 	}
 	if distributed {
 		return distributedStream(ctx, nd, n, input, o, yield)

@@ -1,7 +1,6 @@
 package serving
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -88,13 +87,6 @@ type BatchStats struct {
 // they must be fast and safe for concurrent use. A handler that panics is
 // detached, as :telemetry does.
 type Handler func(Event)
-
-// ErrHandlerExists is returned by AttachTelemetry for an id in use;
-// ErrHandlerUnknown by DetachTelemetry for an id not attached.
-var (
-	ErrHandlerExists  = errors.New("serving: a telemetry handler with this id is already attached")
-	ErrHandlerUnknown = errors.New("serving: no telemetry handler with this id")
-)
 
 type attached struct {
 	id string

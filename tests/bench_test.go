@@ -9,7 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/actors/pg"
-	"github.com/ergonx/ergonx/apps/runtime"
+	ergonxcluster "github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/loadgen"
 	"github.com/ergonx/ergonx/internal/testnode"
@@ -27,10 +27,10 @@ func BenchmarkDistributedBatchedRun(b *testing.B) {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			caller := testnode.Start(b, testnode.Options{})
 			server := testnode.Start(b, testnode.Options{})
-			if err := runtime.Start(caller, pg.Options{DiscoveryInterval: 20 * time.Millisecond}); err != nil {
+			if err := ergonxcluster.Start(caller, pg.Options{DiscoveryInterval: 20 * time.Millisecond}); err != nil {
 				b.Fatal(err)
 			}
-			if err := runtime.Start(server, pg.Options{DiscoveryInterval: 20 * time.Millisecond}); err != nil {
+			if err := ergonxcluster.Start(server, pg.Options{DiscoveryInterval: 20 * time.Millisecond}); err != nil {
 				b.Fatal(err)
 			}
 			testnode.Mesh(b, caller, server)

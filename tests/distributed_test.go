@@ -213,7 +213,7 @@ func TestProcessGroupIsTheServingName(t *testing.T) {
 	require.Empty(t, members)
 	require.Empty(t, sharedBefore)
 
-	newDoubler(remote).start(t, remote, serving.Options{Name: name, Partitions: false, DistributionWeight: 2})
+	newDoubler(remote).start(t, remote, serving.Options{Name: name, DistributionWeight: 2})
 	for _, ch := range []<-chan pg.Event{events, shared} {
 		ev := within(t, waitLimit, ch, "the serving's join")
 		assert.Equal(t, pg.Joined, ev.Kind)

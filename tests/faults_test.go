@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ergonx/ergonx/actors/pg"
-	ergonxruntime "github.com/ergonx/ergonx/apps/runtime"
+	ergonxcluster "github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/internal/testnode"
 	"github.com/ergonx/ergonx/serving"
 )
@@ -234,7 +234,7 @@ func TestWrongCookieIsRefused(t *testing.T) {
 	nodes := cluster(t, 2)
 	caller, remote := nodes[0], nodes[1]
 	stranger := takeNode(t, wrongCookieNode)
-	require.NoError(t, ergonxruntime.Start(stranger, pg.Options{DiscoveryInterval: discovery}))
+	require.NoError(t, ergonxcluster.Start(stranger, pg.Options{DiscoveryInterval: discovery}))
 	name := servingName(t)
 	newDoubler(remote).start(t, remote, serving.Options{Name: name})
 	waitMembers(t, name, 1, caller)

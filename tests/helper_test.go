@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ergonx/ergonx/actors/pg"
-	ergonxruntime "github.com/ergonx/ergonx/apps/runtime"
+	ergonxcluster "github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/testnode"
 	"github.com/ergonx/ergonx/serving"
@@ -161,7 +161,7 @@ func helperLife() {
 
 // TestHelperNodeProcess is the node of TestKilledNodeProcessUnderLoad in
 // a process of its own: it starts an ergonx node (routes to the parent's
-// nodes from helperPeersEnv), the runtime application and a doubler
+// nodes from helperPeersEnv), the cluster application and a doubler
 // serving named helperServingEnv that runs helperServeEnv batches, then
 // hangs in every execution. It prints "NODE name port" once the serving
 // runs and "HUNG" when the first execution hangs, and serves until killed.
@@ -181,7 +181,7 @@ func TestHelperNodeProcess(t *testing.T) {
 	require.NoError(t, err)
 	nd, err := testnode.StartE(testnode.Options{})
 	require.NoError(t, err)
-	require.NoError(t, ergonxruntime.Start(nd, pg.Options{DiscoveryInterval: discovery}))
+	require.NoError(t, ergonxcluster.Start(nd, pg.Options{DiscoveryInterval: discovery}))
 	d := newDoubler(nd)
 	var hang sync.Once
 	handled := 0 // HandleBatch runs on the serving's process, one batch at a time

@@ -22,7 +22,7 @@ import (
 	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/actors/wire"
-	ergonxruntime "github.com/ergonx/ergonx/apps/runtime"
+	ergonxcluster "github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/erltest"
 	"github.com/ergonx/ergonx/serving"
@@ -34,7 +34,7 @@ import (
 // protocol exactly, in each of its generations (v05: Nx 0.5, shared group,
 // __distributed_batched_run__/3; v06: Nx 0.6-0.9, shared group, /4; v10:
 // Nx 0.10+, a group per serving name, /4). Go nodes run ergonx as users
-// do: actors.StartNode (erldist) and the runtime application, registered
+// do: actors.StartNode (erldist) and the cluster application, registered
 // with the test's own EPMD.
 
 // interopCookie is the cluster's cookie in these tests.
@@ -57,7 +57,7 @@ func newInterop(t *testing.T) *interop {
 	return ix
 }
 
-// goNode starts an ergonx node with the runtime application, registered
+// goNode starts an ergonx node with the cluster application, registered
 // with the test's EPMD.
 func (ix *interop) goNode() node.Node {
 	ix.tb.Helper()
@@ -71,7 +71,7 @@ func (ix *interop) goNode() node.Node {
 		nd.Stop()
 		_ = nd.WaitWithTimeout(10 * time.Second)
 	})
-	require.NoError(ix.tb, ergonxruntime.Start(nd, pg.Options{DiscoveryInterval: discovery}))
+	require.NoError(ix.tb, ergonxcluster.Start(nd, pg.Options{DiscoveryInterval: discovery}))
 	return nd
 }
 
@@ -329,7 +329,7 @@ func TestInteropTwoThousandErlangCallers(t *testing.T) {
 	ix := newInterop(t)
 	nd := ix.goNode()
 	_, err := serving.Start(nd, serving.Options{Name: "dbl", Serving: doublerServing(), BatchSize: 64,
-		BatchTimeout: time.Millisecond, Partitions: true})
+		BatchTimeout: time.Millisecond, Partitions: serving.CompilerPartitions})
 	require.NoError(t, err)
 	erl := ix.erlNode("v10")
 	ix.connect(erl, nd)
@@ -413,7 +413,7 @@ func TestHelperInteropNodeProcess(t *testing.T) {
 		Listeners: []node.Listener{{Hostname: "127.0.0.1", ListenBegin: 20000, ListenEnd: 60000}},
 	})
 	require.NoError(t, err)
-	require.NoError(t, ergonxruntime.Start(nd, pg.Options{DiscoveryInterval: discovery}))
+	require.NoError(t, ergonxcluster.Start(nd, pg.Options{DiscoveryInterval: discovery}))
 	var hung sync.Once
 	_, err = serving.Start(nd, serving.Options{Name: "hang", Serving: serving.JIT(func(in any) (any, error) {
 		hung.Do(func() { fmt.Println("HUNG") })

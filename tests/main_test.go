@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ergonx/ergonx/actors/pg"
-	ergonxruntime "github.com/ergonx/ergonx/apps/runtime"
+	ergonxcluster "github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/internal/testnode"
 )
 
@@ -88,7 +88,7 @@ const (
 // perRun is at least how many nodes of each kind one run of every test takes; a
 // test that finds its kind's pool empty fails and says so.
 var perRun = [nodeKinds]int{
-	ergonxNode:       84,
+	ergonxNode:       88,
 	ergoDefaultNode:  2,
 	ergoFragmentNode: 6,
 	wrongCookieNode:  1,
@@ -179,14 +179,14 @@ func takeNode(t testing.TB, kind nodeKind) node.Node {
 // wait a second for each connection.
 const discovery = 20 * time.Millisecond
 
-// cluster takes n ergonx nodes, starts the runtime application (process
+// cluster takes n ergonx nodes, starts the cluster application (process
 // groups and the serving endpoint) on each, and connects them all.
 func cluster(t testing.TB, n int) []node.Node {
 	t.Helper()
 	nodes := make([]node.Node, n)
 	for i := range nodes {
 		nodes[i] = takeNode(t, ergonxNode)
-		require.NoError(t, ergonxruntime.Start(nodes[i], pg.Options{DiscoveryInterval: discovery}))
+		require.NoError(t, ergonxcluster.Start(nodes[i], pg.Options{DiscoveryInterval: discovery}))
 	}
 	testnode.Mesh(t, nodes...)
 	return nodes

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ergonx/ergonx/actors/mesh"
 	"github.com/ergonx/ergonx/actors/pg"
-	ergonxruntime "github.com/ergonx/ergonx/apps/runtime"
+	ergonxcluster "github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/internal/testnode"
 )
 
@@ -82,7 +82,7 @@ func TestKilledNodeProcessIsReconnectedAfterRestart(t *testing.T) {
 // TestHelperMeshNode is the node of
 // TestKilledNodeProcessIsReconnectedAfterRestart: it starts an ergonx node
 // named helperNameEnv (routes to the parent's nodes from helperPeersEnv,
-// but connects to none), the runtime application, and a worker in group
+// but connects to none), the cluster application, and a worker in group
 // helperGroupEnv, prints "NODE name port" and runs until killed.
 func TestHelperMeshNode(t *testing.T) {
 	if os.Getenv(helperEnv) != "mesh" {
@@ -98,7 +98,7 @@ func TestHelperMeshNode(t *testing.T) {
 	}
 	nd, err := testnode.StartE(testnode.Options{Name: os.Getenv(helperNameEnv)})
 	require.NoError(t, err)
-	require.NoError(t, ergonxruntime.Start(nd, pg.Options{DiscoveryInterval: discovery}))
+	require.NoError(t, ergonxcluster.Start(nd, pg.Options{DiscoveryInterval: discovery}))
 	worker, err := nd.Spawn("", gen.ProcessOptions{}, &gen.Server{})
 	require.NoError(t, err)
 	require.NoError(t, pg.Lookup(nd, "").Join(os.Getenv(helperGroupEnv), worker.Self()))

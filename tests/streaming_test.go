@@ -128,7 +128,7 @@ func TestDistributedStreamSplitRequestKeepsItsRowsInOrder(t *testing.T) {
 	nodes := cluster(t, 2)
 	caller, remote := nodes[0], nodes[1]
 	name := servingName(t)
-	newDoubler(remote).start(t, remote, serving.Options{Name: name, BatchSize: 2, Partitions: true})
+	newDoubler(remote).start(t, remote, serving.Options{Name: name, BatchSize: 2, Partitions: serving.CompilerPartitions})
 	waitMembers(t, name, 1, caller)
 	got, err := streamed(t, serving.Stream(testCtx(t), caller, serving.Distributed(name), floats(1, 2, 3, 4, 5)))
 	require.NoError(t, err)

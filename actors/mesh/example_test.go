@@ -14,7 +14,7 @@ import (
 // ergo.StartNode(name, cookie, actors.NodeOptions(opts)).
 func startNode() node.Node { return mesh.LendNode() }
 
-// Every node runs a mesh (the runtime application starts one). A
+// Every node runs a mesh (the cluster application starts one). A
 // connection that drops is made again, without anyone calling Connect.
 func Example() {
 	a, b := startNode(), startNode()

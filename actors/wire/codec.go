@@ -38,7 +38,8 @@ type Options struct {
 
 // Encode returns the ETF term that carries v (see the package doc for the
 // shapes). v may be a *tensor.Dense, a batch.Tuple, a batch.Map (or a
-// map[string]any, encoded the same way), a *batch.Batch, nested up to
+// map[string]any, encoded the same way), a *batch.Batch, a numeric slice
+// ([]float32, []float64, []int64, []int32: a 1-D tensor), nested up to
 // MaxDepth deep, or a plain value: nil, bool, etf.Atom, any Go integer,
 // float32, float64, string, []byte. Anything else is an error matching
 // ErrUnsupportedType that says what it was and where; values past a limit
@@ -130,8 +131,29 @@ func (o Options) encode(v any, depth int) (etf.Term, error) {
 		return o.encodeMap(x, depth)
 	case *batch.Batch:
 		return o.encodeBatch(x, depth)
+	case []float32, []float64, []int64, []int32:
+		return encodeTensor(sliceTensor(v), o.Share)
 	}
 	return o.encodePlain(v)
+}
+
+// sliceTensor is the 1-D tensor over a numeric slice ([]float32,
+// []float64, []int64, []int32), which the codecs encode as such: a Go
+// slice is a row (serving's typed servings take them as rows), and Nx has
+// no other shape for it. It shares the slice's memory.
+func sliceTensor(v any) *tensor.Dense {
+	var n int
+	switch x := v.(type) {
+	case []float32:
+		n = len(x)
+	case []float64:
+		n = len(x)
+	case []int64:
+		n = len(x)
+	case []int32:
+		n = len(x)
+	}
+	return tensor.New(tensor.WithShape(n), tensor.WithBacking(v))
 }
 
 func tooDeep() *Error {

@@ -41,6 +41,11 @@
 // Nx's %Nx.Batch{} keeps closures in its stack, which cannot travel. It
 // decodes back to a batch with the same rows, padding and key.
 //
+// Go numeric slices ([]float32, []float64, []int64, []int32) are 1-D
+// tensors of their element type: they decode as a *tensor.Dense of shape
+// (n), as Nx has no other shape for them (serving's typed servings take
+// either as a row).
+//
 // Plain values travel as ETF has them, for client info and metadata: nil
 // as the atom nil (Elixir's nil), bools and other atoms as atoms, Go
 // integers as integers, floats as floats, Go strings as Erlang strings

@@ -156,6 +156,8 @@ func (e *encoder) size(v any, depth int) (int, error) {
 		return e.mapSize(x, depth)
 	case *batch.Batch:
 		return e.batchSize(x, depth)
+	case []float32, []float64, []int64, []int32:
+		return tensorSize(sliceTensor(v))
 	}
 	return plainSize(v)
 }
@@ -408,6 +410,8 @@ func (e *encoder) write(v any) error {
 		return e.writeMap(x)
 	case *batch.Batch:
 		return e.writeBatch(x)
+	case []float32, []float64, []int64, []int32:
+		return e.writeTensor(sliceTensor(v))
 	}
 	e.writePlain(v)
 	return nil

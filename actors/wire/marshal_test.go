@@ -112,6 +112,15 @@ func corpus(t testing.TB) []namedValue {
 	}
 	add("batches in a container", batch.Tuple{stacked, batch.Map{"b": oneRow, "c": stacked}, oneRow})
 
+	// Numeric slices: 1-D tensors.
+	for _, v := range []any{
+		[]float32{1, 2.5, -3}, []float64{}, []float64{math.Pi}, []int64(nil), []int64{math.MinInt64, 7},
+		[]int32{1, 2, 3, 4}, make([]float32, 1000),
+	} {
+		add(fmt.Sprintf("slice %T len %d", v, reflect.ValueOf(v).Len()), v)
+		add(fmt.Sprintf("slice in a map: %T len %d", v, reflect.ValueOf(v).Len()), batch.Map{"row": v, "s": "x"})
+	}
+
 	// Plain values.
 	for _, v := range []any{
 		nil, true, false, etf.Atom("ok"), etf.Atom(""), etf.Atom("nil"), etf.Atom("true"), etf.Atom("héllo"),
@@ -348,4 +357,45 @@ func TestMarshalDoesNotMaterialisePadding(t *testing.T) {
 	got, err := wire.Unmarshal(bin)
 	require.NoError(t, err)
 	requireSame(t, b, got)
+}
+
+// A numeric slice crosses nodes as the 1-D tensor of its elements: the
+// same bytes, decoded as a *tensor.Dense of shape (n).
+func TestNumericSlicesAreOneDimensionalTensors(t *testing.T) {
+	for _, tc := range []struct {
+		slice any
+		dtype tensor.Dtype
+	}{
+		{[]float32{1, 2.5, -3}, tensor.Float32},
+		{[]float64{math.Pi, 0}, tensor.Float64},
+		{[]int64{math.MinInt64, 7}, tensor.Int64},
+		{[]int32{1, 2, 3, 4}, tensor.Int32},
+		{[]float32{}, tensor.Float32},
+	} {
+		t.Run(fmt.Sprintf("%T", tc.slice), func(t *testing.T) {
+			n := reflect.ValueOf(tc.slice).Len()
+			asTensor := tensor.New(tensor.WithShape(n), tensor.WithBacking(tc.slice))
+			want, err := wire.Marshal(asTensor)
+			require.NoError(t, err)
+			got, err := wire.Marshal(tc.slice)
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+
+			v, err := wire.Unmarshal(got)
+			require.NoError(t, err)
+			d, ok := v.(*tensor.Dense)
+			require.True(t, ok, "decoded as %T", v)
+			assert.Equal(t, tc.dtype, d.Dtype())
+			assert.Equal(t, []int{n}, []int(d.Shape()))
+			if n > 0 {
+				assert.Equal(t, tc.slice, d.Data())
+			}
+
+			term, err := wire.Encode(tc.slice)
+			require.NoError(t, err)
+			viaTerm, err := wire.Decode(term)
+			require.NoError(t, err)
+			assert.Equal(t, []int{n}, []int(viaTerm.(*tensor.Dense).Shape()))
+		})
+	}
 }

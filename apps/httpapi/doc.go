@@ -186,45 +186,23 @@
 //
 // GET /metrics serves the handler's registry (its own unless
 // Options.Registry is given) in Prometheus' text format. Every series
-// has a serving label.
+// has a serving label. The handler's own series count its requests:
 //
 //	ergonx_http_requests_total{serving,code}          counter   predict requests answered
 //	ergonx_http_errors_total{serving,reason}          counter   predict errors, by reason
 //	ergonx_http_request_duration_seconds{serving}     histogram request latency, errors included
 //	ergonx_http_requests_in_flight{serving}           gauge     requests being answered
-//	ergonx_batch_size_rows{serving,key}               histogram rows per executed batch
-//	ergonx_batch_padding_rows_total{serving,key}      counter   padding rows added to batches
-//	ergonx_batch_queue_wait_seconds{serving,key}      histogram first row's arrival to execution
-//	ergonx_batch_execution_seconds{serving,key}       histogram execution time
-//	ergonx_serving_up{serving}                        gauge     1 when the serving runs on this node
-//	ergonx_serving_stacked_rows{serving}              gauge     rows waiting for their batch to fill
-//	ergonx_serving_queued_batches{serving}            gauge     batches waiting for a partition
-//	ergonx_serving_queued_rows{serving}               gauge     rows in those batches
-//	ergonx_serving_busy_partitions{serving}           gauge     partitions running a batch
-//	ergonx_serving_partitions{serving}                gauge     partitions of the serving
-//	ergonx_serving_waiting_callers{serving}           gauge     callers waiting for an answer
-//	ergonx_serving_requests_total{serving}            counter   requests the serving accepted (all callers)
-//	ergonx_serving_batches_total{serving}             counter   batches it executed
-//	ergonx_serving_rows_total{serving}                counter   rows in them
-//	ergonx_serving_failed_batches_total{serving}      counter   batches that failed
-//	ergonx_serving_cancelled_requests_total{serving}  counter   requests whose callers gave up
-//	ergonx_serving_streamed_requests_total{serving}   counter   requests whose callers stream
-//	ergonx_serving_key_stacked_rows{serving,key}      gauge     stacked rows of one batch key
-//	ergonx_serving_key_queued_rows{serving,key}       gauge     queued rows of one batch key
 //
-// key is the batch key (serving.Options.BatchKeys; "default" for servings
-// without keys): a serving's keys are fixed when it starts, so the label
-// set stays bounded.
-//
-// The ergonx_http_* series count this handler's requests; requests for
-// unknown servings count under serving="(unknown)" (UnknownServingLabel;
-// request paths never become labels). The ergonx_batch_* series come from the servings' telemetry
-// (serving.AttachTelemetry, ExecuteStop and ExecuteException events,
-// under an id per handler) and count every batch of the listed servings,
-// whoever the callers were; telemetry is process-wide and names servings,
-// not nodes, so several nodes in one process with servings of the same
-// name share these series. The ergonx_serving_* series are read from
-// serving.GetStats at scrape time, for servings on the handler's node.
+// requests for unknown servings count under serving="(unknown)"
+// (UnknownServingLabel; request paths never become labels). Beside them,
+// a metrics.Collector (package metrics, which a Go program without HTTP
+// registers itself) reports the listed servings on the handler's node:
+// their batches (ergonx_batch_size_rows, ergonx_batch_padding_rows_total,
+// ergonx_batch_queue_wait_seconds, ergonx_batch_execution_seconds, by
+// serving and batch key) and their state at scrape time (ergonx_serving_up,
+// ergonx_serving_batch_size, ergonx_serving_batch_timeout_seconds,
+// ergonx_serving_stacked_rows, ergonx_serving_requests_total and the
+// rest): see package metrics for the list.
 //
 // # Open Inference Protocol
 //

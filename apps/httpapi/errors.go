@@ -156,7 +156,7 @@ func classify(ctx context.Context, err error, isInput func(error) bool) *request
 	case errors.As(err, &down):
 		return re(http.StatusInternalServerError, ReasonBatchFailed)
 	case errors.Is(err, serving.ErrEmptyBatch), errors.Is(err, serving.ErrNotBatch),
-		errors.Is(err, serving.ErrBatchKey),
+		errors.Is(err, serving.ErrBatchKey), errors.Is(err, serving.ErrRowType),
 		errors.Is(err, batch.ErrIncompatible), errors.Is(err, batch.ErrScalar),
 		errors.Is(err, batch.ErrUnequalRows), errors.Is(err, batch.ErrEmptyContainer),
 		errors.Is(err, batch.ErrUnsupported):

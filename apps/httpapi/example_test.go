@@ -12,27 +12,22 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/apps/httpapi"
-	"github.com/ergonx/ergonx/internal/testnode"
 	"github.com/ergonx/ergonx/serving"
 )
 
-// A Handler serves the predict route of a node's servings over HTTP.
+// A Handler serves the predict route of servings over HTTP: here one
+// started without a node, in this process.
 func ExampleHandler() {
-	nd, err := testnode.StartE(testnode.Options{}) // your node
-	if err != nil {
-		panic(err)
-	}
-	defer testnode.Stop(nd)
-
 	double := serving.JIT(func(in any) (any, error) {
 		return in.(*tensor.Dense).MulScalar(float32(2), true)
 	})
-	if _, err := serving.Start(nd, serving.Options{Name: "double", Serving: double, BatchSize: 8, BatchTimeout: time.Millisecond}); err != nil {
+	sv, err := serving.Start(nil, serving.Options{Name: "double", Serving: double, BatchSize: 8, BatchTimeout: time.Millisecond})
+	if err != nil {
 		panic(err)
 	}
-	defer serving.Stop(context.Background(), nd, "double")
+	defer sv.Stop(context.Background())
 
-	h, err := httpapi.NewHandler(nd, httpapi.Options{Servings: []httpapi.Serving{{
+	h, err := httpapi.NewHandler(nil, httpapi.Options{Servings: []httpapi.Serving{{
 		Name: "double",
 		Row:  &httpapi.Row{DType: tensor.Float32, Shape: []int{3}},
 	}}})

@@ -167,7 +167,7 @@ type Handler struct {
 	routes map[string]*route // immutable after NewHandler
 	names  []string          // sorted names of routes
 	mux    *http.ServeMux
-	m      *metrics
+	m      *metricsOf
 	// patterns are the mux's patterns, in the order registered.
 	patterns []string
 
@@ -179,14 +179,14 @@ type Handler struct {
 	closeOnce sync.Once
 }
 
-// NewHandler returns a handler for the servings opts lists on nd. It
-// registers the handler's metrics with opts.Registry and attaches a
-// telemetry handler (see serving.AttachTelemetry) under an id of its own;
-// call Close when done with it.
+// NewHandler returns a handler for the servings opts lists on nd: those
+// running on nd or, through nd's cluster application, elsewhere in its
+// cluster. nd nil serves the servings started without a node
+// (serving.Start(nil, ...)) in this process. It registers the handler's
+// metrics with opts.Registry and attaches a telemetry handler (see
+// serving.AttachTelemetry) under an id of its own; call Close when done
+// with it.
 func NewHandler(nd node.Node, opts Options) (*Handler, error) {
-	if nd == nil {
-		return nil, fmt.Errorf("%w: nil node", ErrInvalidOptions)
-	}
 	h := &Handler{nd: nd, opts: opts, log: opts.Logger, routes: map[string]*route{}}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -234,10 +234,6 @@ func NewHandler(nd node.Node, opts Options) (*Handler, error) {
 	h.m = m
 	for _, name := range h.names {
 		h.routes[name].m = m.forServing(name)
-	}
-	if err := m.attach(); err != nil {
-		m.unregister()
-		return nil, err
 	}
 
 	mux := &recordingMux{ServeMux: http.NewServeMux()}
@@ -300,6 +296,23 @@ func checkServing(s Serving) error {
 	return nil
 }
 
+// scope is the node's process-group scope, or nil (no node, or no
+// cluster application).
+func (h *Handler) scope() *pg.Scope {
+	if h.nd == nil {
+		return nil
+	}
+	return pg.Lookup(h.nd, "")
+}
+
+// nodeName is the node's name, or "" without a node.
+func (h *Handler) nodeName() string {
+	if h.nd == nil {
+		return ""
+	}
+	return h.nd.Name()
+}
+
 // ServeHTTP routes a request (see the package doc).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
@@ -311,8 +324,7 @@ func (h *Handler) Registry() *prometheus.Registry { return h.opts.Registry }
 // metrics. It is idempotent and always returns nil.
 func (h *Handler) Close() error {
 	h.closeOnce.Do(func() {
-		h.m.detach()
-		h.m.unregister()
+		h.m.close()
 	})
 	return nil
 }
@@ -342,7 +354,7 @@ type readiness struct {
 // its process group in the cluster; 503 otherwise, saying which.
 func (h *Handler) readyz(w http.ResponseWriter, _ *http.Request) {
 	rd := readiness{Status: "ready", Servings: map[string]string{}}
-	scope := pg.Lookup(h.nd, "")
+	scope := h.scope()
 	for _, name := range h.names {
 		switch st, err := serving.GetStats(h.nd, name); {
 		case err == nil && !st.Stopped:

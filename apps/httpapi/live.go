@@ -217,7 +217,7 @@ func (h *Handler) liveData(w http.ResponseWriter, _ *http.Request) {
 		Node     string     `json:"node"`
 		Time     time.Time  `json:"time"`
 		Servings []liveInfo `json:"servings"`
-	}{Node: h.nd.Name(), Time: nowFunc().UTC(), Servings: make([]liveInfo, 0, len(h.names))}
+	}{Node: h.nodeName(), Time: nowFunc().UTC(), Servings: make([]liveInfo, 0, len(h.names))}
 	for _, name := range h.names {
 		st, err := serving.GetStats(h.nd, name)
 		out.Servings = append(out.Servings, h.routes[name].live.snapshot(name, st, err == nil && !st.Stopped))

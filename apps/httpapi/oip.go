@@ -10,7 +10,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/version"
 	"github.com/ergonx/ergonx/serving"
@@ -198,7 +197,7 @@ func (h *Handler) servingReady(name string) bool {
 	if st, err := serving.GetStats(h.nd, name); err == nil && !st.Stopped {
 		return true
 	}
-	scope := pg.Lookup(h.nd, "")
+	scope := h.scope()
 	return scope != nil && scope.Count(name) > 0
 }
 

@@ -218,7 +218,7 @@ func printBench(out io.Writer, rep *loadgen.Report) {
 // inprocTarget starts a serving of o.model on nd and returns a call of it
 // from node from (nd itself, or another node of the cluster).
 func inprocTarget(nd, from node.Node, o benchOptions) (loadgen.Call, string, func(), error) {
-	opts := serving.Options{Name: "bench", BatchSize: o.batchSize, BatchTimeout: o.batchTimeout, Partitions: o.partitions > 1}
+	opts := serving.Options{Name: "bench", BatchSize: o.batchSize, BatchTimeout: o.batchTimeout, Partitions: o.partitions}
 	var inputs []*tensor.Dense
 	switch o.model {
 	case "digits":
@@ -226,14 +226,14 @@ func inprocTarget(nd, from node.Node, o benchOptions) (loadgen.Call, string, fun
 		if err != nil {
 			return nil, "", nil, err
 		}
-		opts.Serving = digits.Serving(model, compilerOptions(o.partitions)...)
+		opts.Serving = digits.Serving(model)
 		if inputs, err = heldOutRows(); err != nil {
 			return nil, "", nil, err
 		}
 	case "double":
 		opts.Serving = serving.JIT(func(in any) (any, error) {
 			return in.(*tensor.Dense).MulScalar(float32(2), true)
-		}, compilerOptions(o.partitions)...)
+		})
 		xs := make([]float32, 16)
 		for i := range xs {
 			xs[i] = float32(i)
@@ -321,7 +321,7 @@ func httpTarget(o benchOptions) (loadgen.Call, error) {
 	}, nil
 }
 
-// localCluster starts two connected nodes with the runtime application in
+// localCluster starts two connected nodes with the cluster application in
 // this process, resolving each other through one static registrar.
 func localCluster() (client, server node.Node, err error) {
 	reg := actors.NewStaticRegistrar()

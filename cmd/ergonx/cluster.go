@@ -48,7 +48,7 @@ func (c clusterOptions) validate() error {
 	return ch.first()
 }
 
-// start starts the node with the runtime application.
+// start starts the node with the cluster application.
 func (c clusterOptions) start() (node.Node, error) {
 	base := node.Options{}
 	if c.port != 0 {

@@ -14,7 +14,6 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/batch"
-	"github.com/ergonx/ergonx/compiler"
 	"github.com/ergonx/ergonx/internal/loadgen"
 	"github.com/ergonx/ergonx/models/digits"
 	"github.com/ergonx/ergonx/serving"
@@ -115,7 +114,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) error {
 
 	show := showProgress(o.progress, o.quiet, errOut)
 	batched, err := measure(ctx, nd, model, test, images, o, "batched", serving.Options{
-		Name: "digits", BatchSize: o.batchSize, BatchTimeout: o.batchTimeout, Partitions: o.partitions > 1,
+		Name: "digits", BatchSize: o.batchSize, BatchTimeout: o.batchTimeout, Partitions: o.partitions,
 	}, show, errOut)
 	if err != nil {
 		return err
@@ -123,7 +122,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) error {
 	runs := []*servedRun{batched}
 	if !batched.report.Interrupted {
 		unbatched, err := measure(ctx, nd, model, test, images, o, "unbatched", serving.Options{
-			Name: "digits-unbatched", BatchSize: 1, Partitions: o.partitions > 1,
+			Name: "digits-unbatched", BatchSize: 1, Partitions: o.partitions,
 		}, show, errOut)
 		if err != nil {
 			return err
@@ -141,7 +140,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) error {
 // run that ctx interrupts returns what it measured, marked in its report.
 func measure(ctx context.Context, nd node.Node, model *digits.Model, test *digits.Set, images []*tensor.Dense,
 	o demoOptions, label string, opts serving.Options, show bool, errOut io.Writer) (*servedRun, error) {
-	opts.Serving = digits.Serving(model, compilerOptions(o.partitions)...)
+	opts.Serving = digits.Serving(model)
 	stop, err := startServing(nd, opts)
 	if err != nil {
 		return nil, err
@@ -330,13 +329,4 @@ func (h *sizeHistogram) print(out io.Writer) {
 		width := int(40 * n / max(total, 1))
 		fmt.Fprintf(out, "  %10s  %-40s %d\n", label, strings.Repeat("█", width), n)
 	}
-}
-
-// compilerOptions gives the CPU evaluator one partition per concurrent
-// batch asked for.
-func compilerOptions(partitions int) []compiler.Option {
-	if partitions > 1 {
-		return []compiler.Option{compiler.WithMaxConcurrency(partitions)}
-	}
-	return nil
 }

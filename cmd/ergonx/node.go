@@ -7,7 +7,7 @@ import (
 
 	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/actors/pg"
-	"github.com/ergonx/ergonx/apps/runtime"
+	"github.com/ergonx/ergonx/apps/cluster"
 )
 
 // The commands start their nodes here, so that a change in the runtime
@@ -15,7 +15,7 @@ import (
 
 // startLocalNode starts a node that listens on loopback only and needs no
 // EPMD: for commands that serve within one process. withRuntime adds the
-// runtime application (process groups and the serving endpoint).
+// cluster application (process groups and the serving endpoint).
 func startLocalNode(name string, withRuntime bool) (node.Node, error) {
 	nd, err := actors.StartNode(name+"@localhost", "ergonx-local", node.Options{
 		Registrar: actors.NewStaticRegistrar(),
@@ -25,7 +25,7 @@ func startLocalNode(name string, withRuntime bool) (node.Node, error) {
 		return nil, fmt.Errorf("start node %s: %w", name, err)
 	}
 	if withRuntime {
-		if err := runtime.Start(nd, pg.Options{}); err != nil {
+		if err := cluster.Start(nd, pg.Options{}); err != nil {
 			nd.Stop()
 			return nil, err
 		}
@@ -33,8 +33,8 @@ func startLocalNode(name string, withRuntime bool) (node.Node, error) {
 	return nd, nil
 }
 
-// startClusterNode starts a named node with the runtime application, to
+// startClusterNode starts a named node with the cluster application, to
 // join a cluster: base holds its listeners and registrar.
 func startClusterNode(name, cookie string, base node.Options) (node.Node, error) {
-	return runtime.StartNode(name, runtime.Options{Cookie: cookie, Node: base})
+	return cluster.StartNode(name, cluster.Options{Cookie: cookie, Node: base})
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 
+	"github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/apps/httpapi"
-	"github.com/ergonx/ergonx/apps/runtime"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/models/digits"
 	"github.com/ergonx/ergonx/serving"
@@ -41,7 +41,7 @@ func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the digits model over HTTP/JSON with batching",
-		Long: "serve starts a node with the runtime application, serves the repository's\n" +
+		Long: "serve starts a node with the cluster application, serves the repository's\n" +
 			"handwritten-digits classifier under the name \"digits\" (rows of 64 float32\n" +
 			"pixels in [0, 1] → 10 logits), and runs the HTTP inference application:\n" +
 			"POST /v1/servings/digits/predict (JSON or application/x-ergonx-tensor),\n" +
@@ -140,7 +140,7 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 	}
 
 	const name = "digits"
-	s := digits.Serving(model, compilerOptions(o.partitions)...)
+	s := digits.Serving(model)
 	if o.cluster.name != "" {
 		s = clusterDigits(nd, s)
 	}
@@ -149,7 +149,7 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 		Serving:      s,
 		BatchSize:    o.batchSize,
 		BatchTimeout: o.batchTimeout,
-		Partitions:   o.partitions > 1,
+		Partitions:   o.partitions,
 		MaxQueue:     o.maxQueue,
 	})
 	if err != nil {
@@ -198,10 +198,10 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 		ready(url)
 	}
 
-	// The serving, the runtime application's supervisor and the HTTP
+	// The serving, the cluster application's supervisor and the HTTP
 	// application: if one of them ends, part of serve is gone, and
 	// answering 503 forever would hide it.
-	died := watchProcesses(nd, name, runtime.SupervisorName)
+	died := watchProcesses(nd, name, cluster.SupervisorName)
 	select {
 	case <-ctx.Done():
 	case what := <-died:

@@ -12,8 +12,9 @@ import (
 // stops it. Every command starts its servings here, so that a change in
 // how serving.Start reports what it started changes this function only.
 func startServing(nd node.Node, opts serving.Options) (stop func(context.Context) error, err error) {
-	if _, err := serving.Start(nd, opts); err != nil {
+	h, err := serving.Start(nd, opts)
+	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) error { return serving.Stop(ctx, nd, opts.Name) }, nil
+	return h.Stop, nil
 }

@@ -17,11 +17,6 @@ import (
 // it gives up with ErrNoProc (Nx's rule: 3).
 const distributedAttempts = 3
 
-// ErrWire is returned when an input or a result cannot cross nodes: it is
-// not made of tensors, batches, tuples, maps and plain values, or a
-// received term is malformed.
-var ErrWire = errors.New("serving: value cannot cross nodes")
-
 // distributedBatchedRun is Nx's distributed batched_run: distributed
 // preprocessing in the caller, then the request runs on a random member
 // of the serving's process group (weighted by how often each joined); if
@@ -169,19 +164,6 @@ func (ep *endpoint) serve(ctx context.Context, name string, in etf.Term, local b
 		return fail(fmt.Errorf("%w: result of serving %q: %v", ErrWire, name, err))
 	}
 	return etf.Tuple{atomOK, out}
-}
-
-// replyError is the tail of an error reply: {error, Kind, Message}, with
-// the figures of an *OverloadedError.
-func replyError(err error) etf.Tuple {
-	reply := etf.Tuple{atomError, errorKind(err), []byte(err.Error())}
-	var over *OverloadedError
-	if errors.As(err, &over) {
-		// The caller's node rebuilds the *OverloadedError, back-off
-		// included (remoteErr).
-		reply = append(reply, etf.Tuple{int64(over.Waiting), int64(over.Rows), int64(over.MaxQueue), int64(over.RetryAfter)})
-	}
-	return reply
 }
 
 // served finds the serving of a request from another node and decodes

@@ -1,12 +1,22 @@
-// Package runtime is the ergo application every ergonx node runs: the
-// process-group scope where servings announce themselves to the cluster
-// (named like Nx's Nx.Serving.PG, so that Elixir nodes can share it), the
-// mesh that keeps the node connected to every node of its cluster and
-// reconnects to those that restart (actors/mesh), and the serving
-// endpoint through which servings on other nodes are called and this
-// node's servings are called from elsewhere. StartNode starts a node with
-// it; App adds it to a node you start yourself.
-package runtime
+// Package cluster is the ergo application every ergonx node of a cluster
+// runs: the process-group scope where servings announce themselves to the
+// cluster (named like Nx's Nx.Serving.PG, so that Elixir nodes can share
+// it), the mesh that keeps the node connected to every node of its
+// cluster and reconnects to those that restart (actors/mesh), and the
+// serving endpoint through which servings on other nodes are called and
+// this node's servings are called from elsewhere.
+//
+// StartNode starts a node with it in one call; Start adds it to a node you
+// started yourself (actors.StartNode), and App returns it for your own
+// application list. A program that serves within one process needs none
+// of this: serving.Start(nil, ...) runs a serving without a node.
+//
+// Nodes find each other through EPMD. StartNode's default registrar is an
+// EPMD client that starts an EPMD embedded in the process when none runs,
+// listening on loopback only (actors.EPMDRegistrar; ERL_EPMD_PORT moves
+// it): set Options.Node.Registrar to actors.EPMDRegistrar("0.0.0.0") for
+// a cluster across machines.
+package cluster
 
 import (
 	"errors"
@@ -27,10 +37,10 @@ import (
 )
 
 // Name is the application's name on the node.
-const Name = "ergonx_runtime"
+const Name = "ergonx_cluster"
 
 // SupervisorName is the registered name of the application's supervisor.
-const SupervisorName = "ergonx_runtime_sup"
+const SupervisorName = "ergonx_cluster_sup"
 
 // app is the ergo application behaviour.
 type app struct {
@@ -39,7 +49,7 @@ type app struct {
 	scope pg.Options
 }
 
-// App returns the runtime application for nd. Load and start it with
+// App returns the cluster application for nd. Load and start it with
 // nd.ApplicationLoad and nd.ApplicationStartPermanent (StartNode does).
 func App(nd node.Node, scope pg.Options) gen.ApplicationBehavior {
 	return &app{nd: nd, scope: scope}
@@ -91,7 +101,7 @@ func (a *app) Load(...etf.Term) (gen.ApplicationSpec, error) {
 	sup := spec.ChildSpec(SupervisorName)
 	return gen.ApplicationSpec{
 		Name:        Name,
-		Description: "ergonx runtime: process groups, the mesh and the serving endpoint",
+		Description: "ergonx cluster: process groups, the mesh and the serving endpoint",
 		Version:     "v1",
 		Children:    []gen.ApplicationChildSpec{{Name: sup.Name, Child: sup.Child, Options: sup.Options}},
 	}, nil
@@ -103,7 +113,7 @@ func (a *app) Load(...etf.Term) (gen.ApplicationSpec, error) {
 // the behaviour registered already.
 func (a *app) Start(gen.Process, ...etf.Term) {
 	if err := serving.ProvideNxProtocol(a.nd); err != nil && !errors.Is(err, lib.ErrTaken) {
-		slog.Error("runtime: Nx callers cannot reach this node's servings", "node", a.nd.Name(), "error", err)
+		slog.Error("cluster: Nx callers cannot reach this node's servings", "node", a.nd.Name(), "error", err)
 	}
 }
 
@@ -121,15 +131,15 @@ type Options struct {
 	Scope pg.Options
 }
 
-// StartNode starts an ergo node named name ("name@host") with the runtime
+// StartNode starts an ergo node named name ("name@host") with the cluster
 // application. Stop it with Stop() and Wait() on the node.
 func StartNode(name string, o Options) (node.Node, error) {
 	if o.Cookie == "" {
-		return nil, fmt.Errorf("runtime: start node %s: a cookie is required", name)
+		return nil, fmt.Errorf("cluster: start node %s: a cookie is required", name)
 	}
 	nd, err := actors.StartNode(name, o.Cookie, o.Node)
 	if err != nil {
-		return nil, fmt.Errorf("runtime: start node %s: %w", name, err)
+		return nil, fmt.Errorf("cluster: start node %s: %w", name, err)
 	}
 	if err := Start(nd, o.Scope); err != nil {
 		nd.Stop()
@@ -138,13 +148,13 @@ func StartNode(name string, o Options) (node.Node, error) {
 	return nd, nil
 }
 
-// Start loads and starts the runtime application on a running node.
+// Start loads and starts the cluster application on a running node.
 func Start(nd node.Node, scope pg.Options) error {
 	if _, err := nd.ApplicationLoad(App(nd, scope)); err != nil {
-		return fmt.Errorf("runtime: load on %s: %w", nd.Name(), err)
+		return fmt.Errorf("cluster: load on %s: %w", nd.Name(), err)
 	}
 	if _, err := nd.ApplicationStartPermanent(Name); err != nil {
-		return fmt.Errorf("runtime: start on %s: %w", nd.Name(), err)
+		return fmt.Errorf("cluster: start on %s: %w", nd.Name(), err)
 	}
 	return nil
 }

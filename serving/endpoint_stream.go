@@ -16,7 +16,7 @@ import (
 
 // Streaming across nodes. Stream to a serving on another ergonx node
 // sends an ergonx_stream request; the serving's node runs it through its
-// engine's stream and sends each event as it comes (protocol.go), and the
+// engine's stream and sends each event as it comes (endpoint_protocol.go), and the
 // caller's endpoint queues the events of the call for the caller, which
 // decodes them in its own goroutine. A caller that stops reading, or
 // whose context ends, abandons the call: the serving's node takes its
@@ -213,14 +213,18 @@ func drain(ctx context.Context, u unit, yield func(StreamEvent) bool) error {
 // distTarget is what a distributed call needs: the node's endpoint and
 // process-group scope.
 func distTarget(nd node.Node, o callOptions) (*endpoint, *pg.Scope, error) {
+	if nd == nil {
+		return nil, nil, fmt.Errorf("%w: a caller without a node cannot reach servings on other nodes; start a node "+
+			"(cluster.StartNode) and pass it", ErrNoEndpoint)
+	}
 	ep := endpointOf(nd.Name())
 	if ep == nil {
-		return nil, nil, fmt.Errorf("%w: node %s cannot reach servings on other nodes; start the runtime application "+
-			"(apps/runtime) or serving.StartEndpoint", ErrNoEndpoint, nd.Name())
+		return nil, nil, fmt.Errorf("%w: node %s cannot reach servings on other nodes; start the cluster application "+
+			"(apps/cluster) or serving.StartEndpoint", ErrNoEndpoint, nd.Name())
 	}
 	scope := pg.Lookup(nd, o.scope)
 	if scope == nil {
-		return nil, nil, fmt.Errorf("%w: node %s runs no process-group scope %q; start the runtime application (apps/runtime)",
+		return nil, nil, fmt.Errorf("%w: node %s runs no process-group scope %q; start the cluster application (apps/cluster)",
 			ErrNoEndpoint, nd.Name(), o.scopeName())
 	}
 	return ep, scope, nil
