@@ -53,6 +53,17 @@ func (e *entry) numLeaves() int {
 
 // newEntry builds the entry for one Stack/Concatenate argument.
 func newEntry(v any, stacked bool) (entry, *Template, error) {
+	if d, ok := v.(*tensor.Dense); ok && d != nil {
+		// The common case, one tensor: no leaves slice to allocate.
+		shape := d.Shape()
+		if stacked {
+			return entry{leaf: d, rows: 1, stacked: true}, leafTemplate(d.Dtype(), shape), nil
+		}
+		if len(shape) > 0 && !d.IsScalar() {
+			return entry{leaf: d, rows: shape[0]}, leafTemplate(d.Dtype(), shape[1:]), nil
+		}
+		// A scalar to concatenate: describe says what is wrong.
+	}
 	t, n, leaves, err := describe(v, stacked, nil)
 	if err != nil {
 		return entry{}, nil, err

@@ -66,22 +66,108 @@ func (s *Slicer) Rows(start, n int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(protos) == 1 && s.tmpl.kind == leafKind {
+		return s.leafRows(0, protos[0], start, n), nil // no slice for one tensor
+	}
 	out := make([]*tensor.Dense, len(protos))
 	for i, p := range protos {
-		c := p.ShallowClone()
-		// The clone has the prototype's shape ([n, row...]) and strides,
-		// which do not depend on where the rows start; only its memory
-		// moves. Raw is the tensor's whole memory (gorgonia keeps it as a
-		// Go slice, so the output stays alive while callers hold rows).
-		raw := rawBytes(s.leaves[i])
-		c.Raw = raw[start*s.rowLen[i] : (start+n)*s.rowLen[i]]
-		out[i] = c
-	}
-	if len(out) == 1 && s.tmpl.kind == leafKind {
-		return out[0], nil
+		out[i] = s.leafRows(i, p, start, n)
 	}
 	c, _ := s.tmpl.rebuild(out)
 	return c, nil
+}
+
+// leafRows clones prototype p of leaf i onto rows [start, start+n). The
+// clone has the prototype's shape ([n, row...]) and strides, which do not
+// depend on where the rows start; only its memory moves. Raw is the
+// tensor's whole memory (gorgonia keeps it as a Go slice, so the output
+// stays alive while callers hold rows).
+//
+// Every caller of a batch gets one, so it costs one allocation: the
+// tensor and its shape and strides together (gorgonia's ShallowClone
+// makes three). The clone is what ShallowClone makes — the prototype's
+// fields, its own shape and strides (locked, as the prototype's are) — so
+// reshaping it changes no other caller's rows.
+func (s *Slicer) leafRows(i int, p *tensor.Dense, start, n int) *tensor.Dense {
+	d := len(p.Shape())
+	switch {
+	case d <= 2: // rows of vectors, the usual case: 288 bytes in all
+		h := new(denseWith2Dims)
+		return s.fillRows(i, p, start, n, &h.d, h.dims[:])
+	case d <= 4:
+		h := new(denseWith4Dims)
+		return s.fillRows(i, p, start, n, &h.d, h.dims[:])
+	}
+	return s.fillRows(i, p, start, n, new(tensor.Dense), make([]int, 2*d))
+}
+
+// fillRows makes c the clone of prototype p of leaf i on rows [start,
+// start+n), its shape and strides in dims (room for twice p's axes).
+func (s *Slicer) fillRows(i int, p *tensor.Dense, start, n int, c *tensor.Dense, dims []int) *tensor.Dense {
+	shape, strides := p.Shape(), p.Strides()
+	d := len(shape)
+	*c = *p
+	copy(dims, shape)
+	copy(dims[d:], strides)
+	c.AP.Init(dims[:d:d], dims[d:2*d:2*d])
+	raw := rawBytes(s.leaves[i])
+	c.Raw = raw[start*s.rowLen[i] : (start+n)*s.rowLen[i]]
+	return c
+}
+
+// denseWith2Dims and denseWith4Dims are a row slice's tensor with room
+// for its shape and strides, in one allocation, for up to 2 and 4 axes.
+type denseWith2Dims struct {
+	d    tensor.Dense
+	dims [4]int
+}
+
+type denseWith4Dims struct {
+	d    tensor.Dense
+	dims [8]int
+}
+
+// EachRows cuts count consecutive row ranges, the first from row 0, the
+// i-th of size(i) rows, and calls fn with each in order: what Rows would
+// return for them. For a container that is one tensor of at most two
+// axes (a batch of vectors), all the tensors it hands out come from one
+// allocation, instead of one each: a serving hands every caller of an
+// execution its rows this way.
+func (s *Slicer) EachRows(count int, size func(i int) int, fn func(i int, rows any, err error)) {
+	if s.tmpl.kind != leafKind || len(s.leaves) != 1 || len(s.leaves[0].Shape()) > 2 {
+		start := 0
+		for i := range count {
+			n := size(i)
+			rows, err := s.Rows(start, n)
+			fn(i, rows, err)
+			start += n
+		}
+		return
+	}
+	slab := make([]denseWith2Dims, count)
+	start := 0
+	for i := range count {
+		n := size(i)
+		if start < 0 || n < 0 || start+n > s.rows {
+			fn(i, nil, fmt.Errorf("%w: rows [%d,%d) of a container with %d rows", ErrRows, start, start+n, s.rows))
+			start += n
+			continue
+		}
+		if start == 0 && n == s.rows {
+			fn(i, s.whole, nil)
+			start += n
+			continue
+		}
+		protos, err := s.prototypes(n)
+		if err != nil {
+			fn(i, nil, err)
+			start += n
+			continue
+		}
+		h := &slab[i]
+		fn(i, s.fillRows(0, protos[0], start, n, &h.d, h.dims[:]), nil)
+		start += n
+	}
 }
 
 // Prepare builds the prototypes for slices of n rows ahead of the readers,
