@@ -3,11 +3,9 @@ package serving
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/internal/chanbatch"
@@ -29,39 +27,10 @@ func BenchmarkChannelBatcher(b *testing.B) {
 			defer bt.Close()
 			row := benchRow().Data().([]float32)
 			ctx := context.Background()
-			hists := make([]*hdrhistogram.Histogram, callers)
-			var wg sync.WaitGroup
-			b.ReportAllocs()
-			b.ResetTimer()
-			begin := time.Now()
-			for c := range callers {
-				n := b.N / callers
-				if c < b.N%callers {
-					n++
-				}
-				h := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
-				hists[c] = h
-				wg.Go(func() {
-					for range n {
-						t0 := time.Now()
-						if _, err := bt.Call(ctx, row); err != nil {
-							b.Error(err)
-							return
-						}
-						_ = h.RecordValue(time.Since(t0).Microseconds())
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(begin)
-			b.StopTimer()
-			all := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
-			for _, h := range hists {
-				all.Merge(h)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-			b.ReportMetric(float64(all.ValueAtQuantile(50)), "p50-µs")
-			b.ReportMetric(float64(all.ValueAtQuantile(99)), "p99-µs")
+			driveCallers(b, callers, func() error {
+				_, err := bt.Call(ctx, row)
+				return err
+			})
 		})
 	}
 }

@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"reflect"
+	"unsafe"
 
 	"github.com/ergonx/ergonx/actors/pg"
 
@@ -104,16 +105,18 @@ func BatchedRun[T Target](ctx context.Context, nd node.Node, name T, input any, 
 		return nil, err
 	}
 	var o callOptions
-	for _, opt := range opts {
-		opt(&o)
+	if len(opts) > 0 {
+		o = applyCallOptions(opts)
 	}
-	switch t := any(name).(type) {
-	case LocalTarget:
-		return localBatchedRun(ctx, nd, t.Name, input, o)
-	case DistributedTarget:
-		return distributedBatchedRun(ctx, nd, t.Name, input, o)
+	switch reflect.TypeFor[T]() {
+	case localTargetType:
+		return localBatchedRun(ctx, nd, any(name).(LocalTarget).Name, input, o)
+	case distributedTargetType:
+		return distributedBatchedRun(ctx, nd, any(name).(DistributedTarget).Name, input, o)
 	}
-	n := reflect.ValueOf(name).String() // string, or a named string type
+	// A string, or a named string type. Not through any(name): boxing the
+	// string would allocate on every call.
+	n := *(*string)(unsafe.Pointer(&name))
 	node := nodeName(nd)
 	if registered(node, n) != nil {
 		return localBatchedRun(ctx, nd, n, input, o)
@@ -123,6 +126,22 @@ func BatchedRun[T Target](ctx context.Context, nd node.Node, name T, input any, 
 	}
 	return localBatchedRun(ctx, nd, n, input, o) // explains the ErrNoProc
 }
+
+// applyCallOptions gathers opts. Apart from BatchedRun: options are
+// functions given a pointer, which makes their struct escape to the heap,
+// and most calls pass none.
+func applyCallOptions(opts []CallOption) callOptions {
+	var o callOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+var (
+	localTargetType       = reflect.TypeFor[LocalTarget]()
+	distributedTargetType = reflect.TypeFor[DistributedTarget]()
+)
 
 func localBatchedRun(ctx context.Context, nd node.Node, name string, input any, o callOptions) (any, error) {
 	e, err := lookup(nd, name)

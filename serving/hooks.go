@@ -98,7 +98,7 @@ func (t *task) hook(name string, value any) error {
 		n := p.b.Size()
 		if p.req.stream != nil {
 			if err := s.Prepare(n); err == nil {
-				p.req.hook(name, piece{out: out, start: start, size: n, offset: p.offset})
+				p.req.hook(p.gen, name, piece{out: out, start: start, size: n, offset: p.offset})
 			}
 		}
 		start += n

@@ -191,14 +191,7 @@ func (p *propRun) step(op int) {
 	}
 }
 
-func isDone(r *request) bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
+func isDone(r *request) bool { return r.isFinished() }
 
 // waitStopped waits until the shutdown goroutine has marked the engine
 // stopped, so that later steps see a stopping serving.

@@ -27,6 +27,7 @@ import (
 // of a request split across executions.
 type part struct {
 	req    *request
+	gen    uint64 // req's generation when stacked (requests are pooled)
 	b      *batch.Batch
 	offset int // first row of this part within the request
 }
@@ -112,6 +113,10 @@ type machine struct {
 	free []int
 
 	out []action // actions for the engine, in order
+
+	// spareParts are cleared parts slices of finished batches, for new
+	// stacks (newParts, recycleParts).
+	spareParts [][]part
 }
 
 func newMachine(limit, partitions, keys int, now func() time.Time) *machine {
@@ -147,13 +152,13 @@ func (m *machine) push(r *request, key int, b *batch.Batch) {
 	// before it, and starts no timer.
 	if b.Size() == m.limit {
 		m.execute(key)
-		m.stackPart(key, part{req: r, b: b})
+		m.stackPart(key, part{req: r, gen: r.gen, b: b})
 		m.execute(key)
 		return
 	}
 	if m.noSplit && k.stack.count+b.Size() > m.limit {
 		m.execute(key)
-		m.stackPart(key, part{req: r, b: b})
+		m.stackPart(key, part{req: r, gen: r.gen, b: b})
 		m.startTimer(key)
 		return
 	}
@@ -161,11 +166,11 @@ func (m *machine) push(r *request, key int, b *batch.Batch) {
 		size := b.Size()
 		switch {
 		case k.stack.count+size < m.limit:
-			m.stackPart(key, part{req: r, b: b, offset: offset})
+			m.stackPart(key, part{req: r, gen: r.gen, b: b, offset: offset})
 			m.startTimer(key)
 			return
 		case k.stack.count+size == m.limit:
-			m.stackPart(key, part{req: r, b: b, offset: offset})
+			m.stackPart(key, part{req: r, gen: r.gen, b: b, offset: offset})
 			m.execute(key)
 			return
 		default: // over the limit: fill the stack, run it, go on with the rest
@@ -173,12 +178,37 @@ func (m *machine) push(r *request, key int, b *batch.Batch) {
 			if err != nil {
 				panic("serving: internal error: split within the limit: " + err.Error())
 			}
-			m.stackPart(key, part{req: r, b: head, offset: offset})
+			m.stackPart(key, part{req: r, gen: r.gen, b: head, offset: offset})
 			m.execute(key)
 			offset += head.Size()
 			b = rest
 		}
 	}
+}
+
+// newParts returns an empty parts slice for a new stack: one that a
+// finished task gave back (recycleParts), or a new one. A stack holds at
+// most limit parts (each has a row at least): sizing it once saves the
+// appends' reallocations per batch.
+func (m *machine) newParts() []part {
+	if n := len(m.spareParts); n > 0 {
+		p := m.spareParts[n-1]
+		m.spareParts = m.spareParts[:n-1]
+		return p
+	}
+	return make([]part, 0, min(m.limit, 256))
+}
+
+// recycleParts takes back the parts slice of a batch whose task is over
+// (nothing refers to its parts any more), cleared, for a later stack. A
+// few are kept: one per partition and key is what a busy serving cycles
+// through.
+func (m *machine) recycleParts(p []part) {
+	if cap(p) != min(m.limit, 256) || len(m.spareParts) >= 8 {
+		return
+	}
+	clear(p)
+	m.spareParts = append(m.spareParts, p[:0])
 }
 
 // stackPart is Nx's server_stack.
@@ -187,9 +217,7 @@ func (m *machine) stackPart(key int, p part) {
 	if k.stack.count == 0 {
 		k.stack.tmpl = p.b.Template()
 		k.stack.since = m.now()
-		// A stack holds at most limit parts (each has a row at least):
-		// sizing it once saves the appends' reallocations per batch.
-		k.stack.parts = make([]part, 0, min(m.limit, 256))
+		k.stack.parts = m.newParts()
 	}
 	k.stack.parts = append(k.stack.parts, p)
 	n := p.b.Size()

@@ -84,6 +84,7 @@ func awaitDone(t testing.TB, r *request) {
 	t.Helper()
 	select {
 	case <-r.done:
+		r.done <- struct{}{} // put the token back for the caller's wait
 	case <-time.After(10 * time.Second):
 		t.Fatalf("request %d not answered within 10 s", r.id)
 	}
