@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"gorgonia.org/tensor"
+
+	"github.com/ergonx/ergonx/internal/dense"
 )
 
 // A Slicer cuts row ranges out of one container for many readers: a
@@ -86,45 +88,15 @@ func (s *Slicer) Rows(start, n int) (any, error) {
 // Every caller of a batch gets one, so it costs one allocation: the
 // tensor and its shape and strides together (gorgonia's ShallowClone
 // makes three). The clone is what ShallowClone makes — the prototype's
-// fields, its own shape and strides (locked, as the prototype's are) — so
-// reshaping it changes no other caller's rows.
+// fields, its own shape and strides — so reshaping it changes no other
+// caller's rows.
 func (s *Slicer) leafRows(i int, p *tensor.Dense, start, n int) *tensor.Dense {
-	d := len(p.Shape())
-	switch {
-	case d <= 2: // rows of vectors, the usual case: 288 bytes in all
-		h := new(denseWith2Dims)
-		return s.fillRows(i, p, start, n, &h.d, h.dims[:])
-	case d <= 4:
-		h := new(denseWith4Dims)
-		return s.fillRows(i, p, start, n, &h.d, h.dims[:])
-	}
-	return s.fillRows(i, p, start, n, new(tensor.Dense), make([]int, 2*d))
+	return dense.View(p, s.rowBytes(i, start, n))
 }
 
-// fillRows makes c the clone of prototype p of leaf i on rows [start,
-// start+n), its shape and strides in dims (room for twice p's axes).
-func (s *Slicer) fillRows(i int, p *tensor.Dense, start, n int, c *tensor.Dense, dims []int) *tensor.Dense {
-	shape, strides := p.Shape(), p.Strides()
-	d := len(shape)
-	*c = *p
-	copy(dims, shape)
-	copy(dims[d:], strides)
-	c.AP.Init(dims[:d:d], dims[d:2*d:2*d])
-	raw := rawBytes(s.leaves[i])
-	c.Raw = raw[start*s.rowLen[i] : (start+n)*s.rowLen[i]]
-	return c
-}
-
-// denseWith2Dims and denseWith4Dims are a row slice's tensor with room
-// for its shape and strides, in one allocation, for up to 2 and 4 axes.
-type denseWith2Dims struct {
-	d    tensor.Dense
-	dims [4]int
-}
-
-type denseWith4Dims struct {
-	d    tensor.Dense
-	dims [8]int
+// rowBytes is the memory of rows [start, start+n) of leaf i.
+func (s *Slicer) rowBytes(i, start, n int) []byte {
+	return rawBytes(s.leaves[i])[start*s.rowLen[i] : (start+n)*s.rowLen[i]]
 }
 
 // EachRows cuts count consecutive row ranges, the first from row 0, the
@@ -144,7 +116,7 @@ func (s *Slicer) EachRows(count int, size func(i int) int, fn func(i int, rows a
 		}
 		return
 	}
-	slab := make([]denseWith2Dims, count)
+	views := dense.NewViews(count)
 	start := 0
 	for i := range count {
 		n := size(i)
@@ -164,8 +136,7 @@ func (s *Slicer) EachRows(count int, size func(i int) int, fn func(i int, rows a
 			start += n
 			continue
 		}
-		h := &slab[i]
-		fn(i, s.fillRows(0, protos[0], start, n, &h.d, h.dims[:]), nil)
+		fn(i, views.At(i, protos[0], s.rowBytes(0, start, n)), nil)
 		start += n
 	}
 }

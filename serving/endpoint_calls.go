@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"time"
 
 	"github.com/ergo-services/ergo/etf"
 	"github.com/ergo-services/ergo/gen"
@@ -30,10 +29,16 @@ type outboxKey struct {
 
 // outboxFor returns the outbox of tag to node.
 func (ep *endpoint) outboxFor(node string, tag etf.Atom) *outbox {
-	ep.mu.Lock()
-	defer ep.mu.Unlock()
 	k := outboxKey{node, tag}
+	ep.outMu.RLock()
 	o := ep.outboxes[k]
+	ep.outMu.RUnlock()
+	if o != nil {
+		return o
+	}
+	ep.outMu.Lock()
+	defer ep.outMu.Unlock()
+	o = ep.outboxes[k]
 	if o == nil {
 		o = &outbox{ep: ep, node: node, tag: tag}
 		ep.outboxes[k] = o
@@ -177,7 +182,7 @@ func (ep *endpoint) addLocked(c *remoteCall) uint64 {
 	id := ep.newIDLocked()
 	ep.pending[id] = c
 	ep.outstanding[c.node]++
-	ep.watchHealthLocked(c.node, time.Now())
+	ep.watchHealthLocked(c.node)
 	return id
 }
 

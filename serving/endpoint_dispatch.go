@@ -24,7 +24,8 @@ import (
 // servings are always in their own group, so shared-group members on
 // ergonx nodes cannot be this serving).
 func (ep *endpoint) pickMember(scope *pg.Scope, name string, tried []etf.Pid) (etf.Pid, bool) {
-	members := scope.Members(name)
+	var room [16]etf.Pid // most groups fit: no allocation per call
+	members := scope.AppendMembers(room[:0], name)
 	if len(members) == 0 {
 		for _, m := range scope.Members(NxSharedGroup) {
 			if !scope.HasMemberOn(EndpointGroup, string(m.Node)) {
@@ -76,6 +77,9 @@ func (ep *endpoint) pickMember(scope *pg.Scope, name string, tried []etf.Pid) (e
 // healthy nodes; failing that, the untried ones; failing that, all.
 // ep.mu must be held.
 func (ep *endpoint) preferredLocked(members, tried []etf.Pid) []etf.Pid {
+	if ep.allPreferredLocked(members, tried) {
+		return members // the usual case, without copying
+	}
 	var untried, healthy []etf.Pid
 	for _, m := range members {
 		if contains(tried, m) {
@@ -93,6 +97,17 @@ func (ep *endpoint) preferredLocked(members, tried []etf.Pid) []etf.Pid {
 		return untried
 	}
 	return members
+}
+
+// allPreferredLocked reports whether every member is untried and on a
+// healthy node. ep.mu must be held.
+func (ep *endpoint) allPreferredLocked(members, tried []etf.Pid) bool {
+	for _, m := range members {
+		if contains(tried, m) || ep.ejectedLocked(string(m.Node)) {
+			return false
+		}
+	}
+	return true
 }
 
 // entries counts p's entries in members (its partitions × weight).

@@ -60,9 +60,9 @@ func (ep *endpoint) heardLocked(node string, now time.Time) {
 
 // watchHealthLocked starts watching node's health when a call to it
 // begins. ep.mu must be held.
-func (ep *endpoint) watchHealthLocked(node string, now time.Time) {
+func (ep *endpoint) watchHealthLocked(node string) {
 	if ep.health[node] == nil {
-		ep.health[node] = &peerHealth{lastHeard: now}
+		ep.health[node] = &peerHealth{lastHeard: time.Now()} // read only when needed: not per call
 	}
 }
 

@@ -84,9 +84,9 @@ func (ep *endpoint) handle(m etf.Tuple) error {
 			if !ok {
 				return fmt.Errorf("cancel: id is %T", it)
 			}
-			ep.mu.Lock()
+			ep.runMu.Lock()
 			cancel := ep.running[runKey{from, id}]
-			ep.mu.Unlock()
+			ep.runMu.Unlock()
 			if cancel != nil {
 				cancel()
 			}
@@ -122,14 +122,14 @@ func (ep *endpoint) startRun(from etf.Pid, it etf.Term, stream bool) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	k := runKey{from, id}
-	ep.mu.Lock()
-	if ep.stopped {
-		ep.mu.Unlock()
+	ep.runMu.Lock()
+	if ep.running == nil { // stopped
+		ep.runMu.Unlock()
 		cancel()
 		return nil
 	}
 	ep.running[k] = cancel
-	ep.mu.Unlock()
+	ep.runMu.Unlock()
 	go func() {
 		local := from.Node == etf.Atom(ep.node)
 		var reply etf.Tuple
@@ -141,9 +141,9 @@ func (ep *endpoint) startRun(from etf.Pid, it etf.Term, stream bool) error {
 		} else {
 			reply = ep.serve(ctx, string(name), t[2], local)
 		}
-		ep.mu.Lock()
+		ep.runMu.Lock()
 		delete(ep.running, k)
-		ep.mu.Unlock()
+		ep.runMu.Unlock()
 		cancel()
 		ep.outboxFor(string(from.Node), tagReply).put(append(etf.Tuple{int64(id)}, reply...))
 	}()

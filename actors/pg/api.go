@@ -367,6 +367,13 @@ func (s *Scope) request(req etf.Term, reply <-chan error) error {
 // The slice is the caller's.
 func (s *Scope) Members(group string) []etf.Pid { return s.table.members(group) }
 
+// AppendMembers appends the members of group to dst and returns the
+// extended slice: Members without an allocation when dst has room, for
+// callers that look a group up per request.
+func (s *Scope) AppendMembers(dst []etf.Pid, group string) []etf.Pid {
+	return s.table.appendMembers(dst, group)
+}
+
 // LocalMembers returns the members of group that live on this node, one
 // entry per join; nil if none. The slice is the caller's.
 func (s *Scope) LocalMembers(group string) []etf.Pid { return s.table.localMembers(group) }

@@ -50,6 +50,15 @@ func (t *table) members(group string) []etf.Pid {
 	return nil
 }
 
+func (t *table) appendMembers(dst []etf.Pid, group string) []etf.Pid {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if r, ok := t.rows[group]; ok {
+		return append(dst, r.all...)
+	}
+	return dst
+}
+
 // localMembers returns a copy of the group's members on this node.
 func (t *table) localMembers(group string) []etf.Pid {
 	t.mu.RLock()

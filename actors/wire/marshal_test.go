@@ -322,26 +322,6 @@ func TestUnmarshalledTensorsAreIndependent(t *testing.T) {
 	assert.Equal(t, tensor.Shape{2, 3}, b.Shape())
 }
 
-// NewDense builds what tensor.New builds, field for field, for every
-// dtype that decodes and every rank.
-func TestNewDenseIsWhatTensorNewMakes(t *testing.T) {
-	decoded := []tensor.Dtype{tensor.Float32, tensor.Float64, tensor.Int8, tensor.Int16, tensor.Int32, tensor.Int64,
-		tensor.Uint8, tensor.Uint16, tensor.Uint32, tensor.Uint64, tensor.Complex64, tensor.Complex128}
-	for _, dt := range decoded {
-		for _, shape := range append(slices.Clone(shapes), []int{1, 2, 1, 2, 1}, []int{3, 0, 2, 1, 1, 2}, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 2}) {
-			want := filled(dt, shape...)
-			raw := slices.Clone(want.Raw)
-			if len(raw) == 0 {
-				raw = []byte{}
-			}
-			got := wire.NewDense(dt, shape, raw)
-			if !reflect.DeepEqual(want, got) {
-				t.Fatalf("%v%v:\nwant %#v\ngot  %#v", dt, shape, *want, *got)
-			}
-		}
-	}
-}
-
 // A batch of zero rows and much padding travels without its padding
 // being materialised.
 func TestMarshalDoesNotMaterialisePadding(t *testing.T) {

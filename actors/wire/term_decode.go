@@ -39,6 +39,13 @@ type TermDecoder struct {
 	// (elements, then the tail) instead of ergo's etf.List with the tail
 	// as its last element.
 	ImproperLists bool
+
+	// ShareBinaries makes decoded binaries slices of the input instead
+	// of copies: one allocation fewer per binary, but the input must not
+	// change afterwards, and all of it stays in memory while any decoded
+	// binary does. For inputs read into memory of their own, and small
+	// (erldist shares the binaries of packets up to 64 KiB).
+	ShareBinaries bool
 }
 
 // DecodeTerm decodes b, the whole output of term_to_binary (131 first,
@@ -106,7 +113,8 @@ func inflate(b []byte, limit int) ([]byte, error) {
 // (as in a distribution message, where the terms follow the header), and
 // returns what follows it.
 func (d TermDecoder) Decode(b []byte) (etf.Term, []byte, error) {
-	r := termReader{b: b, maxDepth: d.maxDepth(), budget: d.maxSize(), atoms: d.AtomCache, improper: d.ImproperLists}
+	r := termReader{b: b, maxDepth: d.maxDepth(), budget: d.maxSize(), atoms: d.AtomCache, improper: d.ImproperLists,
+		share: d.ShareBinaries}
 	t, err := r.term(0)
 	if err != nil {
 		return nil, nil, err
@@ -149,6 +157,7 @@ type termReader struct {
 	budget   int // decoded bytes still allowed
 	atoms    []etf.Atom
 	improper bool
+	share    bool
 }
 
 func (r *termReader) malformed(what string) error {
@@ -337,6 +346,11 @@ func (r *termReader) term(depth int) (etf.Term, error) {
 		}
 		if err := r.charge(int(n)); err != nil {
 			return nil, err
+		}
+		if r.share {
+			out := r.b[r.p : r.p+int(n) : r.p+int(n)] // capped: an append copies
+			r.p += int(n)
+			return out, nil
 		}
 		out := make([]byte, n)
 		copy(out, r.b[r.p:])

@@ -282,3 +282,23 @@ func BenchmarkDecodeTermMessage(b *testing.B) {
 		}
 	}
 }
+
+// With ShareBinaries a decoded binary is a slice of the input (capped, so
+// that appending to it copies); without, a copy.
+func TestShareBinariesAliasesTheInput(t *testing.T) {
+	enc, err := wire.EncodeTerm(etf.Tuple{[]byte("abc"), 1})
+	require.NoError(t, err)
+	in := enc[1:] // Decode takes the term without its version byte
+	for _, share := range []bool{false, true} {
+		got, rest, err := wire.TermDecoder{ShareBinaries: share}.Decode(in)
+		require.NoError(t, err)
+		require.Empty(t, rest)
+		bin := got.(etf.Tuple)[0].([]byte)
+		require.Equal(t, []byte("abc"), bin)
+		assert.Equal(t, len(bin), cap(bin))
+		i := bytes.Index(in, []byte("abc"))
+		in[i] = 'x'
+		assert.Equal(t, share, bin[0] == 'x', "share=%v: the binary follows the input", share)
+		in[i] = 'a'
+	}
+}

@@ -12,8 +12,16 @@ import (
 
 var errShape = errors.New("unexpected shape")
 
-func (c *conn) decoder(atoms []etf.Atom) wire.TermDecoder {
-	return wire.TermDecoder{MaxDepth: c.opts.MaxTermDepth, MaxSize: c.opts.MaxMessageSize, AtomCache: atoms}
+// sharedBinariesMax is the largest message whose binaries are decoded as
+// slices of it rather than copies: a binary kept long after its message
+// (in a process's state, say) keeps at most this much memory alive.
+const sharedBinariesMax = 64 << 10
+
+// decoder decodes the message data, which lives in memory of its own (a
+// packet, or a reassembled message) that nothing changes afterwards.
+func (c *conn) decoder(atoms []etf.Atom, data []byte) wire.TermDecoder {
+	return wire.TermDecoder{MaxDepth: c.opts.MaxTermDepth, MaxSize: c.opts.MaxMessageSize, AtomCache: atoms,
+		ShareBinaries: len(data) <= sharedBinariesMax}
 }
 
 // dispatch decodes one message (control message, then payload) and routes
@@ -21,7 +29,7 @@ func (c *conn) decoder(atoms []etf.Atom) wire.TermDecoder {
 // control message is unknown or has the wrong shape, is logged and
 // dropped; the connection goes on.
 func (c *conn) dispatch(data []byte, atoms []etf.Atom) {
-	d := c.decoder(atoms)
+	d := c.decoder(atoms, data)
 	t, rest, err := d.Decode(data)
 	if err != nil {
 		c.malformed("control message", data, err)
@@ -51,7 +59,7 @@ func (c *conn) dispatchPassThrough(data []byte) {
 		c.malformed("pass-through message", data, errShape)
 		return
 	}
-	d := c.decoder(nil)
+	d := c.decoder(nil, data)
 	t, rest, err := d.Decode(data[1:])
 	if err != nil {
 		c.malformed("pass-through message", data, err)

@@ -38,7 +38,6 @@ var errHeader = errors.New("malformed distribution header")
 func (c *conn) readLoop() error {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var hdr [4]byte
-	buf := make([]byte, 64<<10)
 	c.rd.frags = make(map[uint64]*assembly)
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -58,12 +57,10 @@ func (c *conn) readLoop() error {
 			}
 			continue
 		}
-		pkt := buf[:0]
-		if int(n) <= len(buf) {
-			pkt = buf[:n]
-		} else {
-			pkt = make([]byte, n)
-		}
+		// Every packet is read into memory of its own: the binaries of
+		// small ones are decoded as slices of it (see conn.decoder),
+		// one allocation per packet instead of one per binary.
+		pkt := make([]byte, n)
 		if _, err := io.ReadFull(br, pkt); err != nil {
 			return err
 		}
