@@ -19,6 +19,7 @@ import (
 	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/batch"
+	"github.com/ergonx/ergonx/internal/chanbatch"
 	"github.com/ergonx/ergonx/internal/loadgen"
 	"github.com/ergonx/ergonx/models/digits"
 	"github.com/ergonx/ergonx/serving"
@@ -37,6 +38,7 @@ type benchOptions struct {
 	batchSize    int
 	batchTimeout time.Duration
 	partitions   int
+	baseline     bool
 }
 
 func benchCmd() *cobra.Command {
@@ -74,6 +76,7 @@ func benchCmd() *cobra.Command {
 	f.IntVar(&o.batchSize, "batch-size", 64, "batch size (--target inproc)")
 	f.DurationVar(&o.batchTimeout, "batch-timeout", 5*time.Millisecond, "batch timeout (--target inproc)")
 	f.IntVar(&o.partitions, "partitions", 1, "partitions (--target inproc)")
+	f.BoolVar(&o.baseline, "baseline", false, "then run the same load through a hand-written channel batcher (same model, batch size and timeout) and print the ratio (--target inproc or cluster)")
 	return cmd
 }
 
@@ -86,6 +89,8 @@ func (o benchOptions) validate() error {
 		c.add(atLeast("batch-size", o.batchSize, 1))
 		c.add(positive("batch-timeout", o.batchTimeout))
 		c.add(atLeast("partitions", o.partitions, 1))
+	} else if o.baseline {
+		c.add(usagef("--baseline compares servings in this process with a channel batcher: use --target inproc or cluster"))
 	} else if u, err := url.Parse(o.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		c.add(usagef("--url %q: want an http:// or https:// URL, such as http://127.0.0.1:8080/v1/servings/digits/predict", o.url))
 	}
@@ -169,6 +174,33 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		return err
 	}
 	printBench(out, rep)
+	if err := benchOutcome(rep); err != nil || !o.baseline {
+		return err
+	}
+
+	call, describe, stop, err := baselineTarget(o)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Fprintf(out, "\nbaseline: %s; %s\n", describe, loop)
+	base, err := loadgen.Run(ctx, lo, call)
+	if err != nil {
+		return err
+	}
+	printBench(out, base)
+	if err := benchOutcome(base); err != nil {
+		return err
+	}
+	if base.Throughput() > 0 {
+		fmt.Fprintf(out, "\nergonx / channel batcher: %.2fx the req/s, p50 %s against %s\n", rep.Throughput()/base.Throughput(),
+			ms(rep.Percentile(50)), ms(base.Percentile(50)))
+	}
+	return nil
+}
+
+// benchOutcome is the error a run's report ends bench with, if any.
+func benchOutcome(rep *loadgen.Report) error {
 	switch {
 	case rep.Interrupted:
 		return fmt.Errorf("%w after %v: the report above covers the calls made until then", errInterrupted, rep.Elapsed.Round(time.Millisecond))
@@ -219,29 +251,18 @@ func printBench(out io.Writer, rep *loadgen.Report) {
 // from node from (nd itself, or another node of the cluster).
 func inprocTarget(nd, from node.Node, o benchOptions) (loadgen.Call, string, func(), error) {
 	opts := serving.Options{Name: "bench", BatchSize: o.batchSize, BatchTimeout: o.batchTimeout, Partitions: o.partitions}
-	var inputs []*tensor.Dense
-	switch o.model {
-	case "digits":
-		model, err := digits.Pretrained()
-		if err != nil {
-			return nil, "", nil, err
-		}
-		opts.Serving = digits.Serving(model)
-		if inputs, err = heldOutRows(); err != nil {
-			return nil, "", nil, err
-		}
-	case "double":
-		opts.Serving = serving.JIT(func(in any) (any, error) {
-			return in.(*tensor.Dense).MulScalar(float32(2), true)
-		})
-		xs := make([]float32, 16)
-		for i := range xs {
-			xs[i] = float32(i)
-		}
-		inputs = []*tensor.Dense{tensor.New(tensor.WithShape(1, 16), tensor.WithBacking(xs))}
-	default:
-		return nil, "", nil, fmt.Errorf("unknown --model %q: use digits or double", o.model)
+	m, err := loadBenchModel(o.model)
+	if err != nil {
+		return nil, "", nil, err
 	}
+	inputs := m.inputs
+	opts.Serving = serving.JIT(func(in any) (any, error) {
+		x, ok := in.(*tensor.Dense)
+		if !ok {
+			return nil, fmt.Errorf("bench: the serving takes one tensor, got %T", in)
+		}
+		return m.fn(x)
+	})
 	stopServing, err := startServing(nd, opts)
 	if err != nil {
 		return nil, "", nil, err
@@ -258,6 +279,60 @@ func inprocTarget(nd, from node.Node, o benchOptions) (loadgen.Call, string, fun
 	describe := fmt.Sprintf("in-process serving of %s, batch size %d, timeout %v, %d partition(s)",
 		o.model, o.batchSize, o.batchTimeout, max(o.partitions, 1))
 	return call, describe, stop, nil
+}
+
+// benchModel is what bench computes: a batched function of a [n, width]
+// float32 tensor, and the rows ([1, width]) the callers send in turn.
+type benchModel struct {
+	fn     func(*tensor.Dense) (*tensor.Dense, error)
+	inputs []*tensor.Dense
+}
+
+// loadBenchModel loads --model: digits (the demo's classifier, its
+// held-out images) or double (x*2 on one 16-float row).
+func loadBenchModel(name string) (benchModel, error) {
+	switch name {
+	case "digits":
+		model, err := digits.Pretrained()
+		if err != nil {
+			return benchModel{}, err
+		}
+		rows, err := heldOutRows()
+		if err != nil {
+			return benchModel{}, err
+		}
+		return benchModel{fn: model.Predict, inputs: rows}, nil
+	case "double":
+		xs := make([]float32, 16)
+		for i := range xs {
+			xs[i] = float32(i)
+		}
+		double := func(x *tensor.Dense) (*tensor.Dense, error) { return x.MulScalar(float32(2), true) }
+		return benchModel{fn: double, inputs: []*tensor.Dense{tensor.New(tensor.WithShape(1, 16), tensor.WithBacking(xs))}}, nil
+	}
+	return benchModel{}, fmt.Errorf("unknown --model %q: use digits or double", name)
+}
+
+// baselineTarget is the same model and load through the hand-written
+// channel batcher a Go developer would write instead of a serving
+// (internal/chanbatch), with the same batch size and timeout.
+func baselineTarget(o benchOptions) (loadgen.Call, string, func(), error) {
+	m, err := loadBenchModel(o.model)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	rows := make([][]float32, len(m.inputs))
+	for i, in := range m.inputs {
+		rows[i] = in.Data().([]float32)
+	}
+	b := chanbatch.New(m.fn, len(rows[0]), o.batchSize, o.batchTimeout)
+	call := func(ctx context.Context, i int) error {
+		_, err := b.Call(ctx, rows[i%len(rows)])
+		return err
+	}
+	describe := fmt.Sprintf("hand-written channel batcher (internal/chanbatch) of %s, batch size %d, timeout %v",
+		o.model, o.batchSize, o.batchTimeout)
+	return call, describe, b.Close, nil
 }
 
 // heldOutRows returns the held-out digits images as [1,64] tensors.

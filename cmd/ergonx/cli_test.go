@@ -128,6 +128,7 @@ func TestCLIRefusesBadFlagsBeforeAnyOutput(t *testing.T) {
 		{[]string{"bench", "--target", "pigeon"}, `ergonx bench: --target "pigeon": use inproc, cluster, http`},
 		{[]string{"bench", "--model", "gpt"}, `ergonx bench: --model "gpt": use digits, double`},
 		{[]string{"bench", "--rate", "100", "--duration", "0"}, "ergonx bench: --rate 100 needs a --duration: an open loop runs for a time"},
+		{[]string{"bench", "--target", "http", "--baseline"}, "ergonx bench: --baseline compares servings in this process with a channel batcher: use --target inproc or cluster"},
 		{[]string{"bench", "--duration", "0"}, "ergonx bench: --duration 0 needs --requests N: how many calls to make"},
 		{[]string{"bench", "--target", "http", "--url", "ftp://x/y"}, `ergonx bench: --url "ftp://x/y": want an http:// or https:// URL, such as http://127.0.0.1:8080/v1/servings/digits/predict`},
 		{[]string{"serve", "--batch-size", "0"}, "ergonx serve: --batch-size 0: must be at least 1"},

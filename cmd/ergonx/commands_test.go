@@ -33,6 +33,20 @@ func TestBenchInProcess(t *testing.T) {
 	assert.Contains(t, out.String(), "(req/s and latencies count the 500 successful calls only")
 }
 
+// --baseline runs the same load through the hand-written channel batcher
+// after the serving and prints both, then the ratio of their rates.
+func TestBenchBaseline(t *testing.T) {
+	var out bytes.Buffer
+	err := runBench(context.Background(), &out, benchOptions{
+		target: "inproc", model: "digits", callers: 8, requests: 400,
+		batchSize: 4, batchTimeout: time.Millisecond, partitions: 1, baseline: true,
+	})
+	require.NoError(t, err)
+	assert.Contains(t, out.String(), "\nbaseline: hand-written channel batcher (internal/chanbatch) of digits, batch size 4, timeout 1ms; closed loop, 8 callers\n")
+	assert.Regexp(t, `(?s)count the 400 successful calls.*count the 400 successful calls`, out.String())
+	assert.Regexp(t, `\nergonx / channel batcher: \d+\.\d\dx the req/s, p50 [\d.]+ (µs|ms|s) against [\d.]+ (µs|ms|s)\n$`, out.String())
+}
+
 func TestBenchOpenLoop(t *testing.T) {
 	var out bytes.Buffer
 	err := runBench(context.Background(), &out, benchOptions{

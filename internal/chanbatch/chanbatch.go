@@ -19,8 +19,8 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Func is the batched computation: rows stacked on axis 0 in, the same
-// rows out.
+// Func is the batched computation: rows stacked on axis 0 in, one output
+// row per input row out (of any width).
 type Func func(in *tensor.Dense) (*tensor.Dense, error)
 
 // ErrClosed is returned by Call after Close.
@@ -125,7 +125,8 @@ func (b *Batcher) run(pending []request) {
 		return
 	}
 	rows := out.Data().([]float32)
+	w := len(rows) / len(pending) // output rows may be narrower than input rows (a classifier's)
 	for i, r := range pending {
-		r.reply <- result{row: rows[i*b.width : (i+1)*b.width : (i+1)*b.width]}
+		r.reply <- result{row: rows[i*w : (i+1)*w : (i+1)*w]}
 	}
 }

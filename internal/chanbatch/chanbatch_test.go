@@ -44,3 +44,19 @@ func TestErrorsAndClose(t *testing.T) {
 	_, err = b.Call(context.Background(), []float32{1})
 	require.ErrorIs(t, err, ErrClosed)
 }
+
+// Output rows may be narrower than input rows: each caller gets its own.
+func TestOutputRowsOfAnotherWidth(t *testing.T) {
+	sum := func(in *tensor.Dense) (*tensor.Dense, error) { return in.Sum(1) }
+	b := New(sum, 3, 4, time.Millisecond)
+	defer b.Close()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			got, err := b.Call(context.Background(), []float32{float32(i), 1, 2})
+			assert.NoError(t, err)
+			assert.Equal(t, []float32{float32(i + 3)}, got)
+		})
+	}
+	wg.Wait()
+}
