@@ -67,7 +67,11 @@ func (ep *endpoint) pickMember(scope *pg.Scope, name string, tried []etf.Pid) (e
 	case lb*wa < la*wb:
 		return b, true
 	}
-	if rand.IntN(2) == 0 {
+	// A tie (an idle cluster: nothing waits anywhere) goes by weight, so
+	// that each member's share is its weight's, as with Nx's random pick:
+	// a is drawn by weight, b is the other, and each wins in proportion
+	// to its entries.
+	if rand.IntN(wa+wb) < wa {
 		return a, true
 	}
 	return b, true
