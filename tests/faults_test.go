@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,16 +126,11 @@ func TestKilledNodeProcessUnderLoad(t *testing.T) {
 
 	// Load: 8 goroutines on each caller node, each calling in a loop
 	// until stop, with no deadline.
-	type call struct {
-		start, end time.Time
-		node       string // that served it
-		err        error
-	}
 	var (
 		stop      = make(chan struct{})
 		wg        sync.WaitGroup
 		mu        sync.Mutex
-		calls     []call
+		calls     []timedResult
 		afterKill atomic.Int64 // successes that started after the kill
 		killedAt  atomic.Pointer[time.Time]
 		next      atomic.Int64
@@ -151,13 +145,7 @@ func TestKilledNodeProcessUnderLoad(t *testing.T) {
 					default:
 					}
 					v := float32(next.Add(1))
-					c := call{start: time.Now()}
-					var rows []float32
-					rows, c.node, c.err = callTagged(context.Background(), nd, serving.Distributed(name), v, -v)
-					c.end = time.Now()
-					if c.err == nil && !slices.Equal(rows, doubled(v, -v)) {
-						c.err = fmt.Errorf("call %v got rows %v from %s", v, rows, c.node)
-					}
+					c := timedCall(nd, name, v)
 					if k := killedAt.Load(); c.err == nil && k != nil && c.start.After(*k) {
 						afterKill.Add(1)
 					}

@@ -228,3 +228,24 @@ func values(d *tensor.Dense) []float32 {
 	}
 	return nil
 }
+
+// timedResult is one call of a load loop: when it ran, the node that
+// served it, and its error.
+type timedResult struct {
+	start, end time.Time
+	node       string
+	err        error
+}
+
+// timedCall makes a distributed call of {v, -v} on name from nd, with no
+// deadline, and checks the rows: wrong rows are its error.
+func timedCall(nd node.Node, name string, v float32) timedResult {
+	c := timedResult{start: time.Now()}
+	var rows []float32
+	rows, c.node, c.err = callTagged(context.Background(), nd, serving.Distributed(name), v, -v)
+	c.end = time.Now()
+	if c.err == nil && !slices.Equal(rows, doubled(v, -v)) {
+		c.err = fmt.Errorf("call %v got rows %v from %s", v, rows, c.node)
+	}
+	return c
+}

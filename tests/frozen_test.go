@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,16 +70,11 @@ func TestFrozenMemberIsEjectedAndComesBack(t *testing.T) {
 	require.NoError(t, caller.Connect(childName))
 	waitMembers(t, name, 2, caller)
 
-	type call struct {
-		start, end time.Time
-		node       string
-		err        error
-	}
 	var (
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 		mu       sync.Mutex
-		calls    []call
+		calls    []timedResult
 		next     atomic.Int64
 		byChild  atomic.Int64
 		frozenAt atomic.Pointer[time.Time]
@@ -98,13 +91,7 @@ func TestFrozenMemberIsEjectedAndComesBack(t *testing.T) {
 				default:
 				}
 				v := float32(next.Add(1))
-				c := call{start: time.Now()}
-				var rows []float32
-				rows, c.node, c.err = callTagged(context.Background(), caller, serving.Distributed(name), v, -v)
-				c.end = time.Now()
-				if c.err == nil && !slices.Equal(rows, doubled(v, -v)) {
-					c.err = fmt.Errorf("call %v got rows %v from %s", v, rows, c.node)
-				}
+				c := timedCall(caller, name, v)
 				if c.err == nil && c.node == childName {
 					byChild.Add(1)
 					if r := resumed.Load(); r != nil && c.start.After(*r) {

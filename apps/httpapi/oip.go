@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"time"
 
 	"gorgonia.org/tensor"
 
@@ -279,30 +278,10 @@ func (h *Handler) oipInfer(w http.ResponseWriter, r *http.Request) {
 		writeOIPError(w, e.status, fmt.Sprintf("httpapi: no model named %q here; the models are the servings of GET /v1/servings", name))
 		return
 	}
-	start := time.Now()
-	if !h.admit() {
-		e := busy()
+	h.runRequest(w, r, rt, "infer", h.doInfer, func(w http.ResponseWriter, e *requestError) {
 		setRetryAfter(w, e)
 		writeOIPError(w, e.status, e.err.Error())
-		rt.m.done(e.status, e, time.Since(start))
-		return
-	}
-	defer h.release()
-	rt.m.inFlight.Inc()
-	defer rt.m.inFlight.Dec()
-	status, e := h.doInfer(w, r, rt)
-	if e != nil {
-		status = e.status
-		setRetryAfter(w, e)
-		writeOIPError(w, status, e.err.Error())
-		if status == http.StatusInternalServerError {
-			h.log.Warn("httpapi: infer failed", "serving", rt.Name, "status", status, "reason", e.reason, "error", e.err)
-		}
-	}
-	rt.m.done(status, e, time.Since(start))
-	if e == nil {
-		rt.live.observe(time.Since(start)) // the page's percentiles: answers, not errors
-	}
+	})
 }
 
 // doInfer runs one inference request; it writes the answer on success

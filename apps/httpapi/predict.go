@@ -42,28 +42,7 @@ func (h *Handler) predict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, "", e)
 		return
 	}
-	start := time.Now()
-	if !h.admit() {
-		e := busy()
-		writeError(w, rt.Name, e)
-		rt.m.done(e.status, e, time.Since(start))
-		return
-	}
-	defer h.release()
-	rt.m.inFlight.Inc()
-	defer rt.m.inFlight.Dec()
-	status, e := h.doPredict(w, r, rt)
-	if e != nil {
-		status = e.status
-		writeError(w, rt.Name, e)
-		if status == http.StatusInternalServerError {
-			h.log.Warn("httpapi: predict failed", "serving", rt.Name, "status", status, "reason", e.reason, "error", e.err)
-		}
-	}
-	rt.m.done(status, e, time.Since(start))
-	if e == nil {
-		rt.live.observe(time.Since(start)) // the page's percentiles: answers, not errors
-	}
+	h.runRequest(w, r, rt, "predict", h.doPredict, func(w http.ResponseWriter, e *requestError) { writeError(w, rt.Name, e) })
 }
 
 // doPredict runs one predict request. It writes the response on success

@@ -30,56 +30,62 @@ func (c *conn) decoder(atoms []etf.Atom, data []byte) wire.TermDecoder {
 // dropped; the connection goes on.
 func (c *conn) dispatch(data []byte, atoms []etf.Atom) {
 	d := c.decoder(atoms, data)
-	t, rest, err := d.Decode(data)
-	if err != nil {
-		c.malformed("control message", data, err)
-		return
-	}
-	c.msgsIn.Add(1)
-	ctrl, ok := t.(etf.Tuple)
-	if !ok || len(ctrl) == 0 {
-		c.malformed("control message", data, errShape)
-		return
-	}
-	op, ok := ctrl[0].(int)
-	if !ok {
-		c.malformed("control message", data, errShape)
-		return
-	}
-	if err := c.control(op, ctrl, rest, d); err != nil {
-		c.log.warn(fmt.Sprintf("control:%d", op), "erldist: a control message from the peer is dropped; the connection stays",
-			"local", c.local, "peer", c.peer, "op", op, "error", err, "bytes", len(data), "prefix", prefix(data))
+	op, ctrl, rest, ok := c.readControl("control message", data, data, d)
+	if ok {
+		c.runControl(op, ctrl, rest, d, data)
 	}
 }
 
 // dispatchPassThrough handles a pass-through message (type 112): the
 // control message and the payload each start with the version byte.
 func (c *conn) dispatchPassThrough(data []byte) {
+	const what = "pass-through message"
 	if data[0] != 131 {
-		c.malformed("pass-through message", data, errShape)
+		c.malformed(what, data, errShape)
 		return
 	}
 	d := c.decoder(nil, data)
-	t, rest, err := d.Decode(data[1:])
-	if err != nil {
-		c.malformed("pass-through message", data, err)
+	op, ctrl, rest, ok := c.readControl(what, data, data[1:], d)
+	if !ok {
 		return
 	}
-	c.msgsIn.Add(1)
-	ctrl, ok := t.(etf.Tuple)
-	if !ok || len(ctrl) == 0 {
-		c.malformed("pass-through message", data, errShape)
-		return
-	}
-	op, _ := ctrl[0].(int)
 	if len(rest) > 0 {
 		if rest[0] != 131 {
-			c.malformed("pass-through message", data, errShape)
+			c.malformed(what, data, errShape)
 			return
 		}
 		rest = rest[1:]
 	}
-	if err := c.control(op, ctrl, rest, d); err != nil {
+	c.runControl(op, ctrl, rest, d, data)
+}
+
+// readControl decodes the control message at the start of term (part of
+// the message data): a tuple whose first element is the operation. What
+// follows it is the payload, if any. A malformed one is logged.
+func (c *conn) readControl(what string, data, term []byte, d wire.TermDecoder) (int, etf.Tuple, []byte, bool) {
+	t, rest, err := d.Decode(term)
+	if err != nil {
+		c.malformed(what, data, err)
+		return 0, nil, nil, false
+	}
+	c.msgsIn.Add(1)
+	ctrl, ok := t.(etf.Tuple)
+	if !ok || len(ctrl) == 0 {
+		c.malformed(what, data, errShape)
+		return 0, nil, nil, false
+	}
+	op, ok := ctrl[0].(int)
+	if !ok {
+		c.malformed(what, data, errShape)
+		return 0, nil, nil, false
+	}
+	return op, ctrl, rest, true
+}
+
+// runControl carries out a control message; one it cannot is logged and
+// dropped, and the connection goes on.
+func (c *conn) runControl(op int, ctrl etf.Tuple, payload []byte, d wire.TermDecoder, data []byte) {
+	if err := c.control(op, ctrl, payload, d); err != nil {
 		c.log.warn(fmt.Sprintf("control:%d", op), "erldist: a control message from the peer is dropped; the connection stays",
 			"local", c.local, "peer", c.peer, "op", op, "error", err, "bytes", len(data), "prefix", prefix(data))
 	}
