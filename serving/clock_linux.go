@@ -172,8 +172,16 @@ func (s *timerService) loop() {
 		if len(s.pending) == 0 {
 			s.running = false
 			s.mu.Unlock()
-			for _, f := range due {
-				go f()
+			// This goroutine ends here, so the last due timer's f runs on
+			// it: one goroutine start and one wake-up fewer per lone
+			// batch, the common case at a trickle (a timer armed
+			// meanwhile starts a loop of its own).
+			for i, f := range due {
+				if i == len(due)-1 {
+					f()
+				} else {
+					go f()
+				}
 			}
 			return
 		}

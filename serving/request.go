@@ -201,13 +201,13 @@ func (r *request) take() (evs []event, finished bool, err error) {
 // one, are dropped.
 func (r *request) deliver(gen uint64, p piece) bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.finished || r.gen != gen {
+		r.mu.Unlock()
 		return false
 	}
 	if r.stream != nil {
 		r.stream.add(p)
-		defer r.signal()
+		r.signal()
 	} else {
 		if r.pieces == nil {
 			r.pieces = r.one[:0]
@@ -216,10 +216,19 @@ func (r *request) deliver(gen uint64, p piece) bool {
 	}
 	r.remaining -= p.size
 	if r.remaining > 0 {
+		r.mu.Unlock()
 		return false
 	}
 	r.finished = true
-	r.complete()
+	if r.answered != nil {
+		r.answered.Add(1)
+	}
+	r.mu.Unlock()
+	// The token goes after mu is released: the caller it wakes may run
+	// at once on the other core, and would otherwise find mu still held
+	// when it releases the request. Nothing writes r after finished is
+	// set but the caller.
+	r.done <- struct{}{}
 	return true
 }
 
