@@ -132,3 +132,15 @@ func StartNodeWithContext(ctx context.Context, name, cookie string, opts node.Op
 	}
 	return nd, nil
 }
+
+// StopNode stops nd and waits for it: it first stops nd routing what its
+// connections receive and waits for the routing under way to end
+// (erldist.Quiesce), then stops the node. Stopped with Stop alone, a node
+// whose peers are still sending may route a message to a process ergo
+// is cleaning up, a data race inside ergo v1.999.224 (node/core.go
+// reads the mailbox that the cleanup clears without its lock).
+func StopNode(nd node.Node) {
+	erldist.Quiesce(nd.Name())
+	nd.Stop()
+	nd.Wait()
+}

@@ -107,10 +107,14 @@
 //     lock, in their own goroutine. The request that fills a batch starts
 //     it on a partition.
 //   - Batches run as goroutines of the task supervisor (an ergo process
-//     that tracks them and waits for them when it stops). A task reports
-//     to the engine directly: it frees its partition, then hands every
-//     caller of the batch its rows, which the caller cuts out of the
-//     shared output itself (batch.Slicer).
+//     that tracks them and waits for them when it stops), or inline in the
+//     caller whose request fills the batch when its context cannot end. A
+//     task reports to the engine directly: it frees its partition, then
+//     hands every caller of the batch its rows, all cut from the shared
+//     output in one allocation (batch.Slicer.EachRows). A task goroutine
+//     whose batch computed for long enough runs its partition's next
+//     batch itself and leaves the replies to a goroutine of their own, so
+//     that the partition does not wait behind the callers they wake.
 //   - Callers wait on a channel of their request, together with their
 //     context. The monitor semantics of Nx's callers ("the serving died")
 //     come from the engine: when the actor stops — through its

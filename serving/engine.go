@@ -464,7 +464,8 @@ func (e *engine) runTask(t *task, exec ExecFunc, stats BatchStats, onTask bool) 
 	sp.end(Event{Module: e.moduleName, Metadata: meta, Err: err, Batch: &stats})
 
 	// The partition is free as soon as the computation is: the next batch
-	// starts (on its own goroutine) while this one wakes its callers.
+	// starts (on a goroutine of its own, or on this one, see above) while
+	// this batch's callers are woken.
 	e.mu.Lock()
 	e.computing--
 	if !e.stopped {

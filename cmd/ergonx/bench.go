@@ -125,7 +125,7 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		if err != nil {
 			return err
 		}
-		defer func() { nd.Stop(); nd.Wait() }()
+		defer actors.StopNode(nd)
 		var stop func()
 		call, describe, stop, err = inprocTarget(nd, nd, o)
 		if err != nil {
@@ -139,8 +139,7 @@ func runBench(ctx context.Context, out io.Writer, o benchOptions) error {
 		}
 		defer func() {
 			for _, nd := range []node.Node{client, server} {
-				nd.Stop()
-				nd.Wait()
+				actors.StopNode(nd)
 			}
 		}()
 		var stop func()

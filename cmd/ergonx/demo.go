@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 
+	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/loadgen"
 	"github.com/ergonx/ergonx/models/digits"
@@ -106,7 +107,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, o demoOptions) error {
 	if err != nil {
 		return err
 	}
-	defer func() { nd.Stop(); nd.Wait() }()
+	defer actors.StopNode(nd)
 
 	fmt.Fprintf(out, "ergonx demo: digits classifier (64→%d→10 MLP), %d held-out images, node %s\n",
 		model.Hidden(), len(images), nd.Name())

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 
+	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/loadgen"
@@ -100,7 +101,7 @@ func runNode(ctx context.Context, out io.Writer, o nodeOptions) error {
 	if err != nil {
 		return err
 	}
-	defer func() { nd.Stop(); nd.Wait() }()
+	defer actors.StopNode(nd)
 	fmt.Fprintf(out, "node %s up\n", nd.Name())
 	if err := o.join(out, nd); err != nil {
 		return err

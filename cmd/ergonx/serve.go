@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"gorgonia.org/tensor"
 
+	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/apps/cluster"
 	"github.com/ergonx/ergonx/apps/httpapi"
 	"github.com/ergonx/ergonx/batch"
@@ -134,7 +135,7 @@ func runServe(ctx context.Context, out io.Writer, o serveOptions, ready func(url
 	if err != nil {
 		return err
 	}
-	defer func() { nd.Stop(); nd.Wait() }()
+	defer actors.StopNode(nd)
 	if err := o.cluster.join(out, nd); err != nil {
 		return err
 	}

@@ -33,7 +33,12 @@ const registrationWindow = time.Second
 func StartNode(start func() (node.Node, error)) (node.Node, error) {
 	coreLock.Lock()
 	defer coreLock.Unlock()
-	return start()
+	nd, err := start()
+	if err == nil {
+		// A node of this name may have been quiesced before it stopped.
+		stateOf(nd.Name()).gate.open()
+	}
+	return nd, err
 }
 
 // holdCore takes coreLock (shared) and returns its idempotent release,

@@ -16,6 +16,7 @@ import (
 	"github.com/ergo-services/ergo/node"
 
 	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/internal/erldist"
 )
 
 // Cookie is the cookie every test node shares unless a test asks otherwise.
@@ -78,6 +79,7 @@ func StartE(opts Options) (node.Node, error) {
 // Stop stops nd and waits for it, at most 10 seconds.
 func Stop(nd node.Node) {
 	Registrar.Remove(nd.Name())
+	erldist.Quiesce(nd.Name()) // as actors.StopNode does, before the bounded wait below
 	nd.Stop()
 	done := make(chan struct{})
 	go func() { nd.Wait(); close(done) }()
