@@ -67,6 +67,7 @@ type conn struct {
 	local string
 	peer  string
 	st    *nodeState
+	gate  routeGate // shut by Quiesce (quiesce.go)
 
 	peerFlags    flags
 	peerCreation uint32

@@ -130,10 +130,10 @@ func (c *conn) control(op int, ctrl etf.Tuple, rest []byte, d wire.TermDecoder) 
 		// race). Nothing is routed any more.
 		return nil
 	}
-	if !c.st.gate.enter() {
+	if !c.gate.enter() {
 		return nil // quiesced: the node is about to stop (quiesce.go)
 	}
-	defer c.st.gate.leave()
+	defer c.gate.leave()
 	switch op {
 	case opSend, opSendTT, opSendSender, opSendSenderTT, opRegSend, opRegSendTT, opAliasSend, opAliasSendTT:
 		return c.send(op, ctrl, rest, d)

@@ -33,12 +33,7 @@ const registrationWindow = time.Second
 func StartNode(start func() (node.Node, error)) (node.Node, error) {
 	coreLock.Lock()
 	defer coreLock.Unlock()
-	nd, err := start()
-	if err == nil {
-		// A node of this name may have been quiesced before it stopped.
-		stateOf(nd.Name()).gate.open()
-	}
-	return nd, err
+	return start()
 }
 
 // holdCore takes coreLock (shared) and returns its idempotent release,

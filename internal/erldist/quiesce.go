@@ -12,12 +12,13 @@ import (
 // is addressed to without the lock that process's cleanup clears it
 // under (node/core.go:764 against :501), a data race the race detector
 // reports now and then. Checking the node's context before routing
-// leaves a window; a gate closes it: Quiesce shuts the gate and waits for
-// the routing under way to end, after which nothing arriving is routed,
-// and only then is the node stopped (actors.StopNode).
+// leaves a window; a gate on each connection closes it: Quiesce shuts
+// them and waits for the routing under way to end, after which nothing
+// arriving is routed, and only then is the node stopped
+// (actors.StopNode).
 
-// routeGate counts the control messages being routed on a node's
-// connections and, once shut, admits no more.
+// routeGate counts the control messages being routed on a connection
+// and, once shut, admits no more.
 type routeGate struct {
 	mu       sync.Mutex
 	shut     bool
@@ -70,20 +71,24 @@ func (g *routeGate) close(limit time.Duration) {
 	}
 }
 
-// open lets a node started under a quiesced node's name route again.
-func (g *routeGate) open() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.shut = false
-}
-
 // quiesceLimit bounds Quiesce's wait for routings under way.
 const quiesceLimit = 2 * time.Second
 
-// Quiesce stops the node named nodeName from routing what its
-// connections receive, and returns once nothing they received is being
-// routed. Call it right before stopping the node (actors.StopNode does);
-// a node started again under that name (through StartNode) routes again.
+// Quiesce stops the connections of the node named nodeName from routing
+// what they receive, and returns once nothing they received is being
+// routed. Call it right before stopping the node (actors.StopNode does).
+// It applies to the node's connections of the moment: a node started
+// later under that name has connections of its own.
 func Quiesce(nodeName string) {
-	stateOf(nodeName).gate.close(quiesceLimit)
+	st := stateOf(nodeName)
+	st.mu.Lock()
+	conns := make([]*conn, 0, len(st.conns))
+	for _, c := range st.conns {
+		conns = append(conns, c)
+	}
+	st.mu.Unlock()
+	deadline := time.Now().Add(quiesceLimit)
+	for _, c := range conns {
+		c.gate.close(time.Until(deadline))
+	}
 }

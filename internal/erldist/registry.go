@@ -16,10 +16,6 @@ import (
 type nodeState struct {
 	name string
 
-	// gate admits the routing of received messages until the node is
-	// quiesced (quiesce.go).
-	gate routeGate
-
 	mu      sync.Mutex               // guards the fields below
 	conns   map[string]*conn         // peer name → serving connection
 	changed chan struct{}            // closed (and replaced) when conns changes
