@@ -474,6 +474,14 @@ func (e *engine) runTask(t *task, exec ExecFunc, stats BatchStats, onTask bool) 
 	if err != nil {
 		e.failPartsLocked(t.parts, &DownError{Serving: e.name, Reason: err})
 	}
+	// Counted before any caller is answered, so that a caller who has its
+	// answer finds its batch in the statistics.
+	e.observeExecLocked(stats.Execution)
+	e.counters.Batches++
+	e.counters.Rows += uint64(t.size)
+	if err != nil {
+		e.counters.FailedBatches++
+	}
 	starts := e.unlockTakingStarts()
 	var next *task
 	if onTask && len(starts) > 0 && stats.Execution >= keepPartitionAbove {
@@ -483,14 +491,14 @@ func (e *engine) runTask(t *task, exec ExecFunc, stats BatchStats, onTask bool) 
 		e.startTask(s, false)
 	}
 	if next == nil {
-		e.reply(t, out, err, stats)
+		e.reply(t, out, err)
 		return nil, nil, BatchStats{}
 	}
 	// The next batch is handed to its module (HandleBatch) before the
 	// replies go: as when it starts on a goroutine of its own, it has
 	// been dispatched by the time this task counts as done.
 	nextExec, nextStats, ok := e.prepareTask(next)
-	go e.reply(t, out, err, stats)
+	go e.reply(t, out, err)
 	if !ok {
 		return nil, nil, BatchStats{}
 	}
@@ -506,9 +514,9 @@ func (e *engine) runTask(t *task, exec ExecFunc, stats BatchStats, onTask bool) 
 // ~60 µs, gains a third).
 const keepPartitionAbove = 20 * time.Microsecond
 
-// reply hands every caller of t, a batch that ran, its rows (or err),
-// then counts the batch and forgets t.
-func (e *engine) reply(t *task, out *output, err error, stats BatchStats) {
+// reply hands every caller of t, a batch that ran (and was counted), its
+// rows, then forgets t. With err, the callers were answered already.
+func (e *engine) reply(t *task, out *output, err error) {
 	if err == nil {
 		// Every caller's rows are cut here, in one allocation for all
 		// (batch.Slicer.EachRows), rather than one each in the callers'
@@ -528,12 +536,6 @@ func (e *engine) reply(t *task, out *output, err error, stats BatchStats) {
 
 	// Only now is the task over: shutdown waits for its replies too.
 	e.mu.Lock()
-	e.observeExecLocked(stats.Execution)
-	e.counters.Batches++
-	e.counters.Rows += uint64(t.size)
-	if err != nil {
-		e.counters.FailedBatches++
-	}
 	delete(e.tasks, t)
 	e.m.recycleParts(t.parts)
 	e.checkIdleLocked()

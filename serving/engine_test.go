@@ -389,3 +389,33 @@ func TestEngineStats(t *testing.T) {
 	e.cancel(c, context.Canceled)
 	assert.Equal(t, 0, e.stats().Waiting)
 }
+
+// A caller who has its answer finds its batch in the statistics: batches
+// and rows are counted before the callers are answered (a scrape right
+// after a response used to miss the last batch now and then). The
+// second caller's token channel is filled beforehand, so the batch's
+// replies stop there until the test has looked at the statistics with
+// the first caller's answer in hand: counted after the replies, the batch
+// would not be in them yet.
+func TestEngineCountsABatchBeforeItsCallersHaveTheirAnswer(t *testing.T) {
+	const perBatch = 4
+	e := testEngine(t, doubling(), perBatch, 1, newFakeClock())
+	for i := range 20 {
+		reqs := make([]*request, perBatch)
+		for k := range reqs {
+			if k == perBatch-1 {
+				reqs[1].done <- struct{}{} // its delivery blocks until taken
+			}
+			reqs[k] = submit(t, e, rows(t, float32(i), 1))
+		}
+		awaitDone(t, reqs[0])
+		st := e.stats()
+		require.Equal(t, uint64(i+1), st.Batches, "batches counted once a caller of batch %d has its answer", i)
+		require.Equal(t, uint64((i+1)*perBatch), st.Rows, "rows counted once a caller of batch %d has its answer", i)
+		<-reqs[1].done // the token put there: the replies go on
+		for _, r := range reqs {
+			_, err := answer(t, e, r)
+			require.NoError(t, err)
+		}
+	}
+}
