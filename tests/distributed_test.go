@@ -475,14 +475,24 @@ func TestDistributedRetriesOnMembersWithoutTheServing(t *testing.T) {
 
 	// Only the member without the serving is left: it answers noproc, the
 	// caller reports it to its scope (pg.Scope.Suspect), which hides it at
-	// once, so no other attempt finds a member: one attempt, ErrNoProc.
+	// once, so the next attempt finds no member: ErrNoProc, usually after
+	// one attempt. The scope also asks the member's node, which stands by
+	// it: when that answer comes back before the next attempt picks (seen
+	// under -race), the member is shown again and tried again, up to the
+	// 3 attempts. The error says how many were made.
 	require.NoError(t, serving.Stop(ctx, remote, name))
 	waitMembers(t, name, 1, caller)
 	_, err = serving.BatchedRun(ctx, caller, serving.Distributed(name), floats(1000))
 	require.ErrorIs(t, err, serving.ErrNoProc)
-	assert.ErrorContains(t, err, "1 of 3 attempts")
 	assert.ErrorContains(t, err, name)
-	assert.Equal(t, 1, stand.count(1000))
+	switch n := stand.count(1000); {
+	case n >= 1 && n < distributedAttempts:
+		assert.ErrorContains(t, err, fmt.Sprintf("%d of 3 attempts", n))
+	case n == distributedAttempts:
+		assert.ErrorContains(t, err, "3 attempts")
+	default:
+		t.Fatalf("%d attempts on the member without the serving, want 1 to 3", n)
+	}
 	// Its node still stands by it (the probe's answer): it is shown again.
 	waitMembers(t, name, 1, caller)
 
