@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/ergo-services/ergo/etf"
@@ -180,98 +179,15 @@ func skipTerm(b []byte, depth int) ([]byte, bool) {
 // term is not of a kind the wire codec uses (BIT_BINARY_EXT, pids, ports,
 // references, funs, atom cache references: ergo mishandles some), claims
 // more elements or bytes than b holds, is an empty LIST_EXT, or nests more
-// than maxSkipDepth deep (depth is how deep b[p] already is).
-func skipAt(b []byte, p, depth int) (int, bool) { return skipTerms(b, p, 1, depth) }
-
-// skipTerms skips count terms from b[p], each depth deep, and returns
-// their end. Siblings are skipped in a loop, nested terms recursively.
-func skipTerms(b []byte, p, count, depth int) (int, bool) {
-	if count > 0 && depth > maxSkipDepth {
+// than maxSkipDepth deep (depth is how deep b[p] already is). It is the
+// general term skipper (term_skip.go) held to the wire codec's kinds.
+func skipAt(b []byte, p, depth int) (int, bool) {
+	if depth > maxSkipDepth {
 		return 0, false
 	}
-	for ; count > 0; count-- {
-		if p >= len(b) {
-			return 0, false
-		}
-		tag := b[p]
-		p++
-		rem := len(b) - p
-		var n int // bytes of a leaf after its tag
-		var elems, header int
-		switch tag {
-		case tagSmallAtomUTF8, tagSmallAtom:
-			if rem < 1 {
-				return 0, false
-			}
-			n = 1 + int(b[p])
-		case tagSmallInteger:
-			n = 1
-		case tagInteger:
-			n = 4
-		case tagNewFloat:
-			n = 8
-		case tagNil:
-		case tagBinary:
-			if rem < 4 {
-				return 0, false
-			}
-			n = 4 + int(binary.BigEndian.Uint32(b[p:]))
-		case tagAtom, tagAtomUTF8, tagString:
-			if rem < 2 {
-				return 0, false
-			}
-			n = 2 + int(binary.BigEndian.Uint16(b[p:]))
-		case tagSmallBig:
-			if rem < 2 {
-				return 0, false
-			}
-			n = 2 + int(b[p])
-		case tagLargeBig:
-			if rem < 5 {
-				return 0, false
-			}
-			n = 5 + int(binary.BigEndian.Uint32(b[p:]))
-		case tagSmallTuple:
-			if rem < 1 {
-				return 0, false
-			}
-			elems, header = int(b[p]), 1
-		case tagLargeTuple:
-			if rem < 4 {
-				return 0, false
-			}
-			elems, header = int(binary.BigEndian.Uint32(b[p:])), 4
-		case tagMap:
-			if rem < 4 {
-				return 0, false
-			}
-			elems, header = 2*int(binary.BigEndian.Uint32(b[p:])), 4
-		case tagList: // elements and a tail
-			if rem < 4 {
-				return 0, false
-			}
-			elems, header = int(binary.BigEndian.Uint32(b[p:])), 4
-			if elems == 0 {
-				return 0, false // [] is NIL_EXT
-			}
-			elems++
-		default:
-			return 0, false
-		}
-		if header == 0 { // a leaf
-			if n < 0 || n > rem { // n < 0: a 32-bit length past MaxInt
-				return 0, false
-			}
-			p += n
-			continue
-		}
-		if elems < 0 || elems > rem { // every element takes a byte at least
-			return 0, false
-		}
-		var ok bool
-		if p, ok = skipTerms(b, p+header, elems, depth+1); !ok {
-			return 0, false
-		}
+	s := termSkipper{b: b, p: p, maxDepth: maxSkipDepth, wireOnly: true}
+	if s.skip(1, depth) != nil {
+		return 0, false
 	}
-	return p, true
+	return s.p, true
 }

@@ -5,15 +5,28 @@ import (
 	"strconv"
 )
 
-// termSkipper walks terms without building them: TermDecoder.Skip, and
-// the check of a RawTerm before the encoder splices it.
+// termSkipper walks terms without building them: TermDecoder.Skip, the
+// check of a RawTerm before the encoder splices it, and (wireOnly) the
+// structure check of the wire codec's terms (skipAt).
 type termSkipper struct {
 	b        []byte
 	p        int
 	maxDepth int
 	atoms    int // atom cache references allowed: 0..atoms-1
 	cached   bool
+	// wireOnly admits only the kinds the wire codec writes and reads
+	// (wireTags), and no empty LIST_EXT (the codec writes NIL_EXT).
+	wireOnly bool
 }
+
+// wireTags are the term kinds of the wire codec: what skipAt admits.
+var wireTags = func() (t [256]bool) {
+	for _, tag := range []byte{tagSmallAtomUTF8, tagSmallAtom, tagSmallInteger, tagInteger, tagNewFloat, tagNil,
+		tagBinary, tagAtom, tagAtomUTF8, tagString, tagSmallBig, tagLargeBig, tagSmallTuple, tagLargeTuple, tagMap, tagList} {
+		t[tag] = true
+	}
+	return t
+}()
 
 func (s *termSkipper) malformed(what string) error {
 	return errorf(ErrMalformed, "%s at byte %d", what, s.p)
@@ -62,6 +75,10 @@ func (s *termSkipper) skip(count uint64, depth int) error {
 		tag, err := s.u8()
 		if err != nil {
 			return err
+		}
+		if s.wireOnly && !wireTags[tag] {
+			s.p--
+			return s.malformed("term tag " + strconv.Itoa(int(tag)) + " is not one of the wire codec's")
 		}
 		var n, elems uint64
 		switch byte(tag) {
@@ -126,6 +143,9 @@ func (s *termSkipper) skip(count uint64, depth int) error {
 		case tagList:
 			if elems, err = s.u32(); err != nil {
 				return err
+			}
+			if elems == 0 && s.wireOnly {
+				return s.malformed("an empty LIST_EXT (the wire codec writes [] as NIL_EXT)")
 			}
 			elems++ // the tail
 		case tagPid, tagNewPid, tagPort, tagNewPort, tagV4Port, tagRef:
