@@ -437,7 +437,8 @@ func (e *engine) finishLocked(t *task) {
 // runTask runs on a partition worker: execute, free the partition,
 // reply to every caller of the batch.
 //
-// On a task goroutine (onTask), a batch that the freed partition starts
+// On a task goroutine (onTask), when this batch computed for
+// keepPartitionAbove or longer, a batch that the freed partition starts
 // at once is returned to run next on this goroutine, and the replies go
 // to a goroutine of their own: started on a new goroutine, the next batch
 // would queue behind the callers the replies wake (Go runs a woken
