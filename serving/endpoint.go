@@ -78,10 +78,14 @@ type endpoint struct {
 	// Callers and the serving side each have a lock of their own, apart
 	// from mu, which every call takes (measured: contention on one lock
 	// was a third of the cluster path's wait at 256 callers).
-	outMu    sync.RWMutex
-	outboxes map[outboxKey]*outbox // destination node and tag → queued items
-	runMu    sync.Mutex
-	running  map[runKey]context.CancelFunc // remote requests being served here; nil once stopped
+	outMu     sync.RWMutex
+	outboxes  map[outboxKey]*outbox     // destination node and tag → queued items
+	combiners map[combinerKey]*combiner // destination node and serving → calls to combine
+	// holdRound, set by tests before any call, replaces a combiner's
+	// yield before each round (endpoint_combine.go).
+	holdRound func(*combiner)
+	runMu     sync.Mutex
+	running   map[runKey]context.CancelFunc // remote requests being served here; nil once stopped
 }
 
 // remoteCall is one request this node sent and waits for.
@@ -95,7 +99,13 @@ type remoteCall struct {
 	// stream, for a streaming call, receives its events and its end
 	// instead of reply.
 	stream *remoteStream
+	// callers is the number of callers whose rows the call carries (a
+	// combined request, endpoint_combine.go); 0 means 1.
+	callers int
 }
+
+// weight is what the call counts for in load-aware dispatch: its callers.
+func (c *remoteCall) weight() int { return max(c.callers, 1) }
 
 // fail ends the call with err.
 func (c *remoteCall) fail(err error) {
@@ -139,6 +149,7 @@ func newEndpoint(proc gen.Process) *endpoint {
 		watching:     map[string]etf.Ref{},
 		early:        map[etf.Ref]gen.MessageDown{},
 		outboxes:     map[outboxKey]*outbox{},
+		combiners:    map[combinerKey]*combiner{},
 		running:      map[runKey]context.CancelFunc{},
 	}
 }

@@ -181,7 +181,7 @@ func (ep *endpoint) abandon(id uint64, c *remoteCall) {
 func (ep *endpoint) addLocked(c *remoteCall) uint64 {
 	id := ep.newIDLocked()
 	ep.pending[id] = c
-	ep.outstanding[c.node]++
+	ep.outstanding[c.node] += c.weight()
 	ep.watchHealthLocked(c.node)
 	return id
 }
@@ -189,7 +189,7 @@ func (ep *endpoint) addLocked(c *remoteCall) uint64 {
 // removeLocked forgets pending call id. ep.mu must be held.
 func (ep *endpoint) removeLocked(id uint64, c *remoteCall) {
 	delete(ep.pending, id)
-	if ep.outstanding[c.node]--; ep.outstanding[c.node] <= 0 {
+	if ep.outstanding[c.node] -= c.weight(); ep.outstanding[c.node] <= 0 {
 		delete(ep.outstanding, c.node)
 		if h := ep.health[c.node]; h != nil && !h.ejected {
 			delete(ep.health, c.node) // nothing waits on it: stop watching

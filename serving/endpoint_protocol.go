@@ -30,6 +30,10 @@ import (
 // in order: they leave through one outbox per destination node, and ergo
 // keeps the order of messages between two processes.
 //
+// A run item's input may hold the rows of several callers of the sending
+// node (row combining, endpoint_combine.go): the serving node runs it as
+// any other request; the caller's node cuts the result into their rows.
+//
 // Ids are the caller endpoint's own 64-bit counter; names travel as atoms;
 // inputs and results as binaries holding the wire codec's Nx term shape in
 // external term format (wire.Marshal: term_to_binary of the Nx term), so

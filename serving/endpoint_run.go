@@ -54,8 +54,12 @@ func distributedBatchedRun(ctx context.Context, nd node.Node, name string, input
 		}
 		var res any
 		var err error
-		if scope.HasMemberOn(EndpointGroup, string(member.Node)) {
-			res, err = in.callErgonx(ctx, ep, string(member.Node))
+		if node := string(member.Node); scope.HasMemberOn(EndpointGroup, node) {
+			if b, ok := combinableInput(input); ok && combines(scope, name, node) {
+				res, err = ep.combinerFor(node, name).call(ctx, b)
+			} else {
+				res, err = in.callErgonx(ctx, ep, node)
+			}
 		} else {
 			res, err = in.callNx(ctx, ep, member)
 		}

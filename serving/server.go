@@ -101,6 +101,11 @@ func (s *server) joinGroup(sp gen.Process, partitions int) error {
 	if s.cfg.name != NxSharedGroup {
 		groups = append(groups, NxSharedGroup)
 	}
+	if s.cfg.serving.rowwise() {
+		// Callers on other nodes may send several callers' rows in one
+		// request (endpoint_combine.go).
+		groups = append(groups, rowsGroup(s.cfg.name))
+	}
 	m, err := joinGroups(s.cfg.node, sp, partitions*s.cfg.weight, groups...)
 	if err != nil {
 		return fmt.Errorf("serving %q: %w", s.cfg.name, err)
