@@ -58,6 +58,8 @@ type Behavior interface {
 // reason to the requester, never noproc.
 type Actor struct {
 	b Behavior
+	// stops carries the reason of StopLoop (capacity 1: the first stays).
+	stops chan string
 }
 
 var _ gen.ProcessBehavior = (*Actor)(nil)
@@ -68,7 +70,21 @@ type CallHandler interface {
 }
 
 // NewActor returns an Actor running b. Spawn a new one for every process.
-func NewActor(b Behavior) *Actor { return &Actor{b: b} }
+func NewActor(b Behavior) *Actor { return &Actor{b: b, stops: make(chan string, 1)} }
+
+// StopLoop ends the process as an exit signal with reason from its
+// parent would (a behaviour that traps exits gets gen.MessageExit with
+// its own pid and decides; another ends with reason), without touching
+// ergo's process: ergo's Process.Exit and Kill read the process's fields
+// without the lock its cleanup clears them under, a data race when the
+// process ends on its own at that instant. Supervisors (package
+// supervisor) stop their children this way. Only the first call counts.
+func (a *Actor) StopLoop(reason string) {
+	select {
+	case a.stops <- reason:
+	default:
+	}
+}
 
 // Behavior returns the behaviour the actor runs.
 func (a *Actor) Behavior() Behavior { return a.b }
@@ -103,6 +119,12 @@ func (a *Actor) ProcessLoop(ps gen.ProcessState, started chan<- bool) string {
 			ps.PutSyncReply(d.Ref, nil, lib.ErrUnsupportedRequest)
 		case <-ctxDone:
 			reason = "kill"
+		case why := <-a.stops:
+			if ps.TrapExit() {
+				reason = a.handle(ps.Process, ps.Self(), gen.MessageExit{Pid: ps.Self(), Reason: why})
+			} else {
+				reason = why
+			}
 		}
 		if reason != "" {
 			a.b.Terminate(ps.Process, reason)

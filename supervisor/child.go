@@ -18,12 +18,13 @@ import (
 
 // child is one entry of Spec.Children and its current process.
 type child struct {
-	index   int
-	spec    ChildSpec
-	proc    gen.Process // nil unless alive
-	pid     etf.Pid     // of the last start; zero before the first
-	alive   bool        // started, and no DOWN seen yet
-	removed bool        // a temporary child that will not start again
+	index    int
+	spec     ChildSpec
+	proc     gen.Process         // nil unless alive
+	behavior gen.ProcessBehavior // of the last start
+	pid      etf.Pid             // of the last start; zero before the first
+	alive    bool                // started, and no DOWN seen yet
+	removed  bool                // a temporary child that will not start again
 }
 
 // startChildren starts, in order, every child that should run and does
@@ -65,7 +66,7 @@ func (r *run) startChild(c *child) error {
 		}
 		return fail(err)
 	}
-	c.proc, c.pid, c.alive = p, p.Self(), true
+	c.proc, c.pid, c.alive, c.behavior = p, p.Self(), true, b
 	// A monitor, not a link. Its DOWN arrives even after this process's
 	// context is cancelled (ergo then stops delivering exit signals to
 	// it), and after the child's name has been released. A link would
@@ -151,7 +152,11 @@ func (r *run) terminate(c *child) {
 	// and the call.
 	ending := c.proc.Context()
 	if ending.Err() == nil {
-		if c.proc.TrapExit() {
+		if st, ok := c.behavior.(LoopStopper); ok {
+			// Ends it as the exit signal below would, without reading
+			// ergo's process fields as they are cleared.
+			st.StopLoop(ReasonShutdown)
+		} else if c.proc.TrapExit() {
 			// ergo's Process.Exit sends the exit signal from the child
 			// itself, so the child sees gen.MessageExit{Pid: its own
 			// pid}. A child whose exit channel is full misses it and is
@@ -201,6 +206,16 @@ func (r *run) killChildren() {
 			survive(c.proc.Kill)
 		}
 	}
+}
+
+// LoopStopper is a child behaviour that ends its own process loop on
+// request, as an exit signal with reason from the supervisor would:
+// actors.Actor is one. The supervisor stops such children through it
+// instead of ergo's Process.Exit or Kill, which read the process's
+// fields without the lock its cleanup clears them under (a data race
+// inside ergo when the child ends on its own at that instant).
+type LoopStopper interface {
+	StopLoop(reason string)
 }
 
 // survive runs f, an Exit or Kill of a child, and swallows its panic.
