@@ -12,6 +12,7 @@ import (
 	"github.com/ergo-services/ergo/gen"
 
 	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/internal/safelog"
 )
 
@@ -79,8 +80,10 @@ type endpoint struct {
 	// from mu, which every call takes (measured: contention on one lock
 	// was a third of the cluster path's wait at 256 callers).
 	outMu     sync.RWMutex
-	outboxes  map[outboxKey]*outbox     // destination node and tag → queued items
-	combiners map[combinerKey]*combiner // destination node and serving → calls to combine
+	outboxes  map[outboxKey]*outbox          // destination node and tag → queued items
+	combiners cowMap[combinerKey, *combiner] // destination node and serving → calls to combine
+	// scope is the process-group scope calls last used (lookupScope).
+	scope atomic.Pointer[pg.Scope]
 	// holdRound, set by tests before any call, replaces a combiner's
 	// yield before each round (endpoint_combine.go).
 	holdRound func(*combiner)
@@ -149,7 +152,6 @@ func newEndpoint(proc gen.Process) *endpoint {
 		watching:     map[string]etf.Ref{},
 		early:        map[etf.Ref]gen.MessageDown{},
 		outboxes:     map[outboxKey]*outbox{},
-		combiners:    map[combinerKey]*combiner{},
 		running:      map[runKey]context.CancelFunc{},
 	}
 }

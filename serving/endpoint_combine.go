@@ -45,8 +45,23 @@ import (
 // serving whose requests may carry several callers' rows.
 const rowsGroupPrefix = "ergonx.rows:"
 
-// rowsGroup is the marker group of serving name.
-func rowsGroup(name string) string { return rowsGroupPrefix + name }
+// rowsGroup is the marker group of serving name. The names callers ask
+// for are kept, so that a call does not build one.
+func rowsGroup(name string) string {
+	if g := rowsGroups.get(name); g != "" {
+		return g
+	}
+	g := rowsGroupPrefix + name
+	if rowsGroups.size() < maxRowsGroupNames {
+		rowsGroups.putNew(name, g)
+	}
+	return g
+}
+
+// rowsGroups caches rowsGroup's names, up to maxRowsGroupNames.
+var rowsGroups cowMap[string, string]
+
+const maxRowsGroupNames = 1024
 
 // maxCombinedRows bounds the rows of one combined request (and so the
 // size of its message); the serving node splits a request larger than
@@ -119,22 +134,16 @@ type combinedResult struct {
 
 type combinerKey struct{ node, name string }
 
-// combinerFor returns the combiner of calls to serving name on node.
+// combinerFor returns the combiner of calls to serving name on node. The
+// combiners are read without a lock (every call reads them; one is added
+// per serving and node called).
 func (ep *endpoint) combinerFor(node, name string) *combiner {
 	k := combinerKey{node, name}
-	ep.outMu.RLock()
-	cb := ep.combiners[k]
-	ep.outMu.RUnlock()
-	if cb != nil {
+	if cb := ep.combiners.get(k); cb != nil {
 		return cb
 	}
-	ep.outMu.Lock()
-	defer ep.outMu.Unlock()
-	if cb = ep.combiners[k]; cb == nil {
-		cb = &combiner{ep: ep, node: node, name: name}
-		ep.combiners[k] = cb
-	}
-	return cb
+	ep.combiners.putNew(k, &combiner{ep: ep, node: node, name: name})
+	return ep.combiners.get(k)
 }
 
 // call runs b's rows on the serving, with whatever other calls are
@@ -142,7 +151,8 @@ func (ep *endpoint) combinerFor(node, name string) *combiner {
 // ctx ends returns at once: rows that have not left stay here; rows that
 // left run with the others unless every caller of their request gave up.
 func (cb *combiner) call(ctx context.Context, b *batch.Batch) (any, error) {
-	p := &combinedPart{b: b, done: make(chan combinedResult, 1)}
+	p := partPool.Get().(*combinedPart)
+	p.b = b
 	cb.mu.Lock()
 	cb.queue = append(cb.queue, p)
 	start := !cb.flushing
@@ -151,14 +161,26 @@ func (cb *combiner) call(ctx context.Context, b *batch.Batch) (any, error) {
 	if start {
 		go cb.flush()
 	}
-	select {
-	case r := <-p.done:
-		return r.rows, r.err
-	case <-ctx.Done():
-		cb.giveUp(p)
-		return nil, ctx.Err()
+	var r combinedResult
+	if done := ctx.Done(); done == nil {
+		r = <-p.done // a context that never ends: no select
+	} else {
+		select {
+		case r = <-p.done:
+		case <-done:
+			cb.giveUp(p) // not pooled: its answer may still come
+			return nil, ctx.Err()
+		}
 	}
+	// Answered: nothing refers to p any more (the request's goroutine
+	// is past it), so it is used again.
+	*p = combinedPart{done: p.done}
+	partPool.Put(p)
+	return r.rows, r.err
 }
+
+// partPool recycles the parts, and their channels, of answered calls.
+var partPool = sync.Pool{New: func() any { return &combinedPart{done: make(chan combinedResult, 1)} }}
 
 // giveUp records that p's caller stopped waiting.
 func (cb *combiner) giveUp(p *combinedPart) {

@@ -27,10 +27,12 @@ func testCtx(t *testing.T) context.Context {
 // queuedFor is the number of calls to serving name waiting in ep's
 // combiners.
 func (ep *endpoint) queuedFor(name string) int {
-	ep.outMu.RLock()
-	defer ep.outMu.RUnlock()
+	m := ep.combiners.m.Load()
+	if m == nil {
+		return 0
+	}
 	n := 0
-	for k, cb := range ep.combiners {
+	for k, cb := range *m {
 		if k.name == name {
 			n += cb.queued()
 		}

@@ -222,7 +222,7 @@ func distTarget(nd node.Node, o callOptions) (*endpoint, *pg.Scope, error) {
 		return nil, nil, fmt.Errorf("%w: node %s cannot reach servings on other nodes; start the cluster application "+
 			"(apps/cluster) or serving.StartEndpoint", ErrNoEndpoint, nd.Name())
 	}
-	scope := pg.Lookup(nd, o.scope)
+	scope := ep.lookupScope(nd, o.scopeName())
 	if scope == nil {
 		return nil, nil, fmt.Errorf("%w: node %s runs no process-group scope %q; start the cluster application (apps/cluster)",
 			ErrNoEndpoint, nd.Name(), o.scopeName())

@@ -71,6 +71,15 @@ func (c *cowMap[K, V]) get(k K) V {
 	return (*m)[k]
 }
 
+// size is the number of keys.
+func (c *cowMap[K, V]) size() int {
+	m := c.m.Load()
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
+
 func (c *cowMap[K, V]) put(k K, v V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
