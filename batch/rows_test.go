@@ -142,3 +142,45 @@ func TestRowMajorBytes(t *testing.T) {
 	assert.Len(t, out, 1+16)
 	assert.Equal(t, byte(9), out[0])
 }
+
+// Slicers of outputs of one dtype and shape share their small prototypes
+// and still hand out each output's own rows; a view reshaped by its
+// reader changes no other reader's rows.
+func TestSlicersOfOneShapeShareSmallPrototypes(t *testing.T) {
+	a, err := NewSlicer(mat(3, 2, 1, 2, 3, 4, 5, 6))
+	require.NoError(t, err)
+	b, err := NewSlicer(mat(3, 2, 10, 20, 30, 40, 50, 60))
+	require.NoError(t, err)
+	pa, err := a.prototypes(1)
+	require.NoError(t, err)
+	pb, err := b.prototypes(1)
+	require.NoError(t, err)
+	assert.Same(t, pa[0], pb[0], "one prototype for every [1 2] int64 view")
+
+	ra, err := a.Rows(2, 1)
+	require.NoError(t, err)
+	rb, err := b.Rows(1, 1)
+	require.NoError(t, err)
+	require.NoError(t, ra.(*tensor.Dense).Reshape(2))
+	data, shape := ints(t, rb.(*tensor.Dense))
+	assert.Equal(t, []int{1, 2}, shape)
+	assert.Equal(t, []int64{30, 40}, data)
+	data, shape = ints(t, ra.(*tensor.Dense))
+	assert.Equal(t, []int{2}, shape)
+	assert.Equal(t, []int64{5, 6}, data)
+	again, err := a.Rows(0, 1)
+	require.NoError(t, err)
+	data, shape = ints(t, again.(*tensor.Dense))
+	assert.Equal(t, []int{1, 2}, shape)
+	assert.Equal(t, []int64{1, 2}, data)
+
+	// Rows too large to share get a prototype of their own slicer.
+	big := make([]int64, 2*(maxSharedPrototypeBytes/8))
+	c, err := NewSlicer(vec(big...))
+	require.NoError(t, err)
+	n := len(big) - 1
+	pc, err := c.prototypes(n)
+	require.NoError(t, err)
+	assert.Nil(t, sharedPrototype(c.leaves[0], n, c.rowLen[0]))
+	assert.Equal(t, []int{n}, []int(pc[0].Shape()))
+}

@@ -163,6 +163,10 @@ func (s *Slicer) prototypes(n int) ([]*tensor.Dense, error) {
 	}
 	protos := make([]*tensor.Dense, len(s.leaves))
 	for i, d := range s.leaves {
+		if p := sharedPrototype(d, n, s.rowLen[i]); p != nil {
+			protos[i] = p
+			continue
+		}
 		p, err := sliceLeaf(d, 0, n)
 		if err != nil {
 			return nil, err
@@ -187,4 +191,66 @@ func (s *Slicer) prototypes(n int) ([]*tensor.Dense, error) {
 	}
 	s.protos.Store(&next)
 	return protos, nil
+}
+
+// Prototypes shared by every Slicer. A prototype only lends its dtype,
+// shape and strides to the views cut from it (dense.View points them at
+// the rows asked for), so one per dtype and shape serves every output
+// of that shape: a serving whose callers each send one row would
+// otherwise build the same one-row prototype (a tensor.New, ~7
+// allocations) for every batch, and a combined distributed request for
+// every result. Only small ones are shared (each holds zeroed memory of
+// its own size), of tensors of at most four axes, at most
+// maxSharedPrototypes of them.
+const (
+	maxSharedPrototypes     = 1024
+	maxSharedPrototypeBytes = 16 << 10
+)
+
+type prototypeKey struct {
+	dtype tensor.Dtype
+	rank  int
+	dims  [4]int
+}
+
+var sharedPrototypes struct {
+	mu sync.Mutex // serialises writers
+	m  atomic.Pointer[map[prototypeKey]*tensor.Dense]
+}
+
+// sharedPrototype returns the shared prototype of n rows of d (whose rows
+// are rowLen bytes), or nil when d's kind is not shared.
+func sharedPrototype(d *tensor.Dense, n, rowLen int) *tensor.Dense {
+	shape := d.Shape()
+	if len(shape) == 0 || len(shape) > 4 || n*rowLen > maxSharedPrototypeBytes || n > shape[0] {
+		return nil
+	}
+	k := prototypeKey{dtype: d.Dtype(), rank: len(shape)}
+	copy(k.dims[:], shape)
+	k.dims[0] = n
+	if m := sharedPrototypes.m.Load(); m != nil {
+		if p, ok := (*m)[k]; ok {
+			return p
+		}
+	}
+	sharedPrototypes.mu.Lock()
+	defer sharedPrototypes.mu.Unlock()
+	old := sharedPrototypes.m.Load()
+	if old != nil {
+		if p, ok := (*old)[k]; ok {
+			return p
+		}
+		if len(*old) >= maxSharedPrototypes {
+			return nil
+		}
+	}
+	p := tensor.New(tensor.WithShape(k.dims[:k.rank]...), tensor.Of(k.dtype))
+	next := map[prototypeKey]*tensor.Dense{k: p}
+	if old != nil {
+		for key, v := range *old {
+			next[key] = v
+		}
+	}
+	sharedPrototypes.m.Store(&next)
+	return p
 }
