@@ -153,6 +153,13 @@
 // *DownError, *CallbackError, *PanicError and sentinels (errors.Is) as
 // on its own node (endpoint_errors.go).
 //
+// Calls made at the same time from one node to a serving on another
+// ergonx node travel as one request when the serving has no client or
+// distributed callbacks and does not stream (it joins the marker group
+// ergonx.rows:NAME to say so): their batches are merged and encoded once,
+// the result decoded once and cut into each caller's rows
+// (endpoint_combine.go).
+//
 // # Batch keys, streaming, input streams (later Nx)
 //
 // Options.BatchKeys gives a serving several batch keys (Nx v0.6): each
