@@ -40,7 +40,9 @@ func (r *recorder) HandleMessage(p gen.Process, _ etf.Pid, msg etf.Term) string 
 	return ""
 }
 
-func (r *recorder) Terminate(_ gen.Process, reason string) { r.notes <- r.name + " terminate " + reason }
+func (r *recorder) Terminate(_ gen.Process, reason string) {
+	r.notes <- r.name + " terminate " + reason
+}
 
 // Children that run on actors.Actor are stopped through their own loop
 // (supervisor.LoopStopper), never by ergo's Kill, whose reads of the
