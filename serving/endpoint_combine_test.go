@@ -3,7 +3,9 @@ package serving
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/ergo-services/ergo/node"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gorgonia.org/tensor"
 
 	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/batch"
@@ -334,4 +337,70 @@ func TestCombinedRequestWhoseCallersAllGaveUpIsCancelledRemotely(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, uint64(1), st.Requests)
 	assert.Equal(t, uint64(0), st.Batches)
+}
+
+// Many callers, a fifth of whom give up at a random moment: every caller
+// that does not give up gets exactly its own rows, one that gives up gets
+// its rows or its context's error, and nothing is left waiting.
+func TestCombinedCallsUnderChurnEachGetTheirOwnRows(t *testing.T) {
+	caller, server := clusterPair(t)
+	h, err := Start(server, Options{Name: "churn", Serving: doubling(), BatchSize: 8, BatchTimeout: time.Millisecond})
+	require.NoError(t, err)
+	waitForGroup(t, caller, rowsGroup("churn"), server.Name())
+
+	const goroutines, calls = 32, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*calls)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range calls {
+				n := 1 + (g+c)%3
+				base := float32(1000*g + 10*c)
+				var rows []any
+				var want []float32
+				for r := range n {
+					x := base + float32(r)
+					rows = append(rows, row(x))
+					want = append(want, 2*x)
+				}
+				in, err := batch.Stack(rows...)
+				if err != nil {
+					errs <- err
+					return
+				}
+				ctx, cancel := context.WithCancel(testCtx(t))
+				quits := (g*calls+c)%5 == 0
+				if quits {
+					go cancel() // races with the call: any moment
+				}
+				out, err := BatchedRun(ctx, caller, Distributed("churn"), in)
+				cancel()
+				switch {
+				case quits && errors.Is(err, context.Canceled):
+				case err != nil:
+					errs <- fmt.Errorf("goroutine %d call %d: %w", g, c, err)
+				default:
+					d, ok := out.(*tensor.Dense)
+					if !ok || !slices.Equal(d.Data().([]float32), want) || d.Shape()[0] != n {
+						errs <- fmt.Errorf("goroutine %d call %d: got %v, want %v", g, c, out, want)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// Rows whose callers gave up leave the queue with the flush round
+	// under way, and abandoned requests the serving node once their
+	// cancel arrives: both end.
+	ep := endpointOf(caller.Name())
+	require.Eventually(t, func() bool {
+		st, err := h.Stats()
+		return ep.queuedFor("churn") == 0 && err == nil && st.Waiting == 0 && st.StackedRows == 0
+	}, 10*time.Second, time.Millisecond, "calls or rows left behind")
 }
