@@ -43,6 +43,22 @@ func (ep *endpoint) queuedFor(name string) int {
 	return n
 }
 
+// startRowwise starts a serving named name with opts on the server of a
+// new cluster pair and waits until the caller sees it ask for combined
+// rows.
+func startRowwise(t *testing.T, name string, opts Options) (caller node.Node, h *Handle) {
+	t.Helper()
+	caller, server := clusterPair(t)
+	opts.Name = name
+	if opts.Serving == nil {
+		opts.Serving = doubling()
+	}
+	h, err := Start(server, opts)
+	require.NoError(t, err)
+	waitForGroup(t, caller, rowsGroup(name), server.Name())
+	return caller, h
+}
+
 // clusterPair starts two nodes with a process-group scope and a serving
 // endpoint each (what the cluster application runs, which this package
 // cannot import), connected.
@@ -118,10 +134,7 @@ func callConcurrently(ctx context.Context, nd node.Node, name string, inputs []*
 }
 
 func TestConcurrentDistributedCallsShareOneRequestAndGetTheirOwnRows(t *testing.T) {
-	caller, server := clusterPair(t)
-	h, err := Start(server, Options{Name: "combined", Serving: doubling(), BatchSize: 8, BatchTimeout: time.Millisecond})
-	require.NoError(t, err)
-	waitForGroup(t, caller, rowsGroup("combined"), server.Name())
+	caller, h := startRowwise(t, "combined", Options{BatchSize: 8, BatchTimeout: time.Millisecond})
 
 	// 12 callers with 1, 2 or 3 rows each, every value different.
 	const callers = 12
@@ -180,11 +193,8 @@ func TestServingWithCallbacksGetsARequestPerCall(t *testing.T) {
 }
 
 func TestCombinedCallsWithDifferentShapesOrKeysTravelApart(t *testing.T) {
-	caller, server := clusterPair(t)
-	h, err := Start(server, Options{Name: "shapes", Serving: doubling(), BatchSize: 8, BatchTimeout: time.Millisecond,
+	caller, h := startRowwise(t, "shapes", Options{BatchSize: 8, BatchTimeout: time.Millisecond,
 		BatchKeys: []string{"a", "b"}})
-	require.NoError(t, err)
-	waitForGroup(t, caller, rowsGroup("shapes"), server.Name())
 
 	stack := func(key string, xs ...float32) *batch.Batch {
 		b, err := batch.Stack(row(xs...))
@@ -233,11 +243,8 @@ func callConcurrentlyInOrder(t *testing.T, nd node.Node, name string, inputs []*
 }
 
 func TestCombinedRequestErrorReachesEveryCaller(t *testing.T) {
-	caller, server := clusterPair(t)
 	boom := JIT(func(any) (any, error) { return nil, errors.New("boom") })
-	h, err := Start(server, Options{Name: "failing", Serving: boom, BatchSize: 8, BatchTimeout: time.Millisecond})
-	require.NoError(t, err)
-	waitForGroup(t, caller, rowsGroup("failing"), server.Name())
+	caller, h := startRowwise(t, "failing", Options{Serving: boom, BatchSize: 8, BatchTimeout: time.Millisecond})
 
 	inputs := make([]*batch.Batch, 5)
 	for i := range inputs {
@@ -258,10 +265,7 @@ func TestCombinedRequestErrorReachesEveryCaller(t *testing.T) {
 }
 
 func TestCombinedCallerThatGivesUpLeavesTheOthersTheirRows(t *testing.T) {
-	caller, server := clusterPair(t)
-	h, err := Start(server, Options{Name: "giveup", Serving: doubling(), BatchSize: 8, BatchTimeout: time.Millisecond})
-	require.NoError(t, err)
-	waitForGroup(t, caller, rowsGroup("giveup"), server.Name())
+	caller, h := startRowwise(t, "giveup", Options{BatchSize: 8, BatchTimeout: time.Millisecond})
 
 	// The first caller's context ends while the round waits for the
 	// others: it returns its context's error, its rows never leave; the
@@ -302,10 +306,7 @@ func TestCombinedCallerThatGivesUpLeavesTheOthersTheirRows(t *testing.T) {
 // A request whose every caller gave up is cancelled on the serving node,
 // as an uncombined call is: its rows are taken out before they run.
 func TestCombinedRequestWhoseCallersAllGaveUpIsCancelledRemotely(t *testing.T) {
-	caller, server := clusterPair(t)
-	h, err := Start(server, Options{Name: "abandoned", Serving: doubling(), BatchSize: 8, BatchTimeout: time.Hour})
-	require.NoError(t, err)
-	waitForGroup(t, caller, rowsGroup("abandoned"), server.Name())
+	caller, h := startRowwise(t, "abandoned", Options{BatchSize: 8, BatchTimeout: time.Hour})
 
 	ctx, cancel := context.WithCancel(testCtx(t))
 	holdCombining(caller, 2)
@@ -343,10 +344,7 @@ func TestCombinedRequestWhoseCallersAllGaveUpIsCancelledRemotely(t *testing.T) {
 // that does not give up gets exactly its own rows, one that gives up gets
 // its rows or its context's error, and nothing is left waiting.
 func TestCombinedCallsUnderChurnEachGetTheirOwnRows(t *testing.T) {
-	caller, server := clusterPair(t)
-	h, err := Start(server, Options{Name: "churn", Serving: doubling(), BatchSize: 8, BatchTimeout: time.Millisecond})
-	require.NoError(t, err)
-	waitForGroup(t, caller, rowsGroup("churn"), server.Name())
+	caller, h := startRowwise(t, "churn", Options{BatchSize: 8, BatchTimeout: time.Millisecond})
 
 	const goroutines, calls = 32, 25
 	var wg sync.WaitGroup
