@@ -166,3 +166,28 @@ func TestInterruptedRunReportsWhatCompleted(t *testing.T) {
 	assert.Equal(t, 6, rep.Requests)
 	assert.Equal(t, 0, rep.Errors)
 }
+
+// More callers than histograms share them: every call is recorded once,
+// successes and failures apart, and the run holds at most maxHistograms.
+func TestManyCallersShareBoundedHistograms(t *testing.T) {
+	const callers, requests = 3 * maxHistograms, 6000
+	r := &run{opts: Options{Callers: callers, Requests: requests}, errorCounts: map[string]int{},
+		call: func(_ context.Context, i int) error {
+			if i%3 == 0 {
+				return errors.New("every third fails")
+			}
+			return nil
+		}}
+	r.closed(context.Background())
+	require.Len(t, r.hists, maxHistograms)
+	var ok, failed int64
+	for _, h := range r.hists {
+		ok += h.ok.TotalCount()
+		if h.failed != nil {
+			failed += h.failed.TotalCount()
+		}
+	}
+	assert.Equal(t, int64(requests*2/3), ok)
+	assert.Equal(t, int64(requests/3), failed)
+	assert.Equal(t, int64(requests/3), r.errors.Load())
+}
