@@ -7,6 +7,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/ergonx/ergonx/internal/cowmap"
 	"github.com/ergonx/ergonx/internal/dense"
 )
 
@@ -213,10 +214,7 @@ type prototypeKey struct {
 	dims  [4]int
 }
 
-var sharedPrototypes struct {
-	mu sync.Mutex // serialises writers
-	m  atomic.Pointer[map[prototypeKey]*tensor.Dense]
-}
+var sharedPrototypes cowmap.Map[prototypeKey, *tensor.Dense]
 
 // sharedPrototype returns the shared prototype of n rows of d (whose rows
 // are rowLen bytes), or nil when d's kind is not shared.
@@ -228,29 +226,13 @@ func sharedPrototype(d *tensor.Dense, n, rowLen int) *tensor.Dense {
 	k := prototypeKey{dtype: d.Dtype(), rank: len(shape)}
 	copy(k.dims[:], shape)
 	k.dims[0] = n
-	if m := sharedPrototypes.m.Load(); m != nil {
-		if p, ok := (*m)[k]; ok {
-			return p
-		}
+	if p := sharedPrototypes.Get(k); p != nil {
+		return p
 	}
-	sharedPrototypes.mu.Lock()
-	defer sharedPrototypes.mu.Unlock()
-	old := sharedPrototypes.m.Load()
-	if old != nil {
-		if p, ok := (*old)[k]; ok {
-			return p
-		}
-		if len(*old) >= maxSharedPrototypes {
-			return nil
-		}
+	if sharedPrototypes.Len() >= maxSharedPrototypes {
+		return nil // the Slicer makes its own
 	}
-	p := tensor.New(tensor.WithShape(k.dims[:k.rank]...), tensor.Of(k.dtype))
-	next := map[prototypeKey]*tensor.Dense{k: p}
-	if old != nil {
-		for key, v := range *old {
-			next[key] = v
-		}
-	}
-	sharedPrototypes.m.Store(&next)
-	return p
+	return sharedPrototypes.GetOrPut(k, maxSharedPrototypes, func() *tensor.Dense {
+		return tensor.New(tensor.WithShape(k.dims[:k.rank]...), tensor.Of(k.dtype))
+	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ergonx/ergonx/actors"
 	"github.com/ergonx/ergonx/actors/pg"
+	"github.com/ergonx/ergonx/internal/cowmap"
 	"github.com/ergonx/ergonx/internal/safelog"
 )
 
@@ -80,8 +81,8 @@ type endpoint struct {
 	// from mu, which every call takes (measured: contention on one lock
 	// was a third of the cluster path's wait at 256 callers).
 	outMu     sync.RWMutex
-	outboxes  map[outboxKey]*outbox          // destination node and tag → queued items
-	combiners cowMap[combinerKey, *combiner] // destination node and serving → calls to combine
+	outboxes  map[outboxKey]*outbox              // destination node and tag → queued items
+	combiners cowmap.Map[combinerKey, *combiner] // destination node and serving → calls to combine
 	// scope is the process-group scope calls last used (lookupScope).
 	scope atomic.Pointer[pg.Scope]
 	// holdRound, set by tests before any call, replaces a combiner's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/ergonx/ergonx/actors/pg"
 	"github.com/ergonx/ergonx/actors/wire"
 	"github.com/ergonx/ergonx/batch"
+	"github.com/ergonx/ergonx/internal/cowmap"
 )
 
 // Row combining. The calls that goroutines of one node make at the same
@@ -48,18 +50,11 @@ const rowsGroupPrefix = "ergonx.rows:"
 // rowsGroup is the marker group of serving name. The names callers ask
 // for are kept, so that a call does not build one.
 func rowsGroup(name string) string {
-	if g := rowsGroups.get(name); g != "" {
-		return g
-	}
-	g := rowsGroupPrefix + name
-	if rowsGroups.size() < maxRowsGroupNames {
-		rowsGroups.putNew(name, g)
-	}
-	return g
+	return rowsGroups.GetOrPut(name, maxRowsGroupNames, func() string { return rowsGroupPrefix + name })
 }
 
 // rowsGroups caches rowsGroup's names, up to maxRowsGroupNames.
-var rowsGroups cowMap[string, string]
+var rowsGroups cowmap.Map[string, string]
 
 const maxRowsGroupNames = 1024
 
@@ -138,12 +133,9 @@ type combinerKey struct{ node, name string }
 // combiners are read without a lock (every call reads them; one is added
 // per serving and node called).
 func (ep *endpoint) combinerFor(node, name string) *combiner {
-	k := combinerKey{node, name}
-	if cb := ep.combiners.get(k); cb != nil {
-		return cb
-	}
-	ep.combiners.putNew(k, &combiner{ep: ep, node: node, name: name})
-	return ep.combiners.get(k)
+	return ep.combiners.GetOrPut(combinerKey{node, name}, math.MaxInt, func() *combiner {
+		return &combiner{ep: ep, node: node, name: name}
+	})
 }
 
 // call runs b's rows on the serving, with whatever other calls are

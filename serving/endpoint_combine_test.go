@@ -30,12 +30,8 @@ func testCtx(t *testing.T) context.Context {
 // queuedFor is the number of calls to serving name waiting in ep's
 // combiners.
 func (ep *endpoint) queuedFor(name string) int {
-	m := ep.combiners.m.Load()
-	if m == nil {
-		return 0
-	}
 	n := 0
-	for k, cb := range *m {
+	for k, cb := range ep.combiners.All() {
 		if k.name == name {
 			n += cb.queued()
 		}

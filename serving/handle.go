@@ -53,7 +53,7 @@ func (h *Handle) Stop(ctx context.Context) error {
 	h.stopOnce.Do(func() {
 		go func() {
 			h.e.shutdown()
-			locals.remove(h.name, h)
+			locals.Remove(h.name, h)
 			close(h.done)
 		}()
 	})

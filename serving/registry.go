@@ -2,12 +2,12 @@ package serving
 
 import (
 	"fmt"
-	"sync"
-	"sync/atomic"
 
 	"github.com/ergo-services/ergo/gen"
 	"github.com/ergo-services/ergo/node"
+
 	"github.com/ergonx/ergonx/actors"
+	"github.com/ergonx/ergonx/internal/cowmap"
 )
 
 // The registries map (node, serving name) to the engine of a running
@@ -29,9 +29,9 @@ import (
 type registryKey struct{ node, name string }
 
 var (
-	engines   cowMap[registryKey, *engine]
-	endpoints cowMap[string, *endpoint]
-	locals    cowMap[string, *Handle]
+	engines   cowmap.Map[registryKey, *engine]
+	endpoints cowmap.Map[string, *endpoint]
+	locals    cowmap.Map[string, *Handle]
 )
 
 // nodeName is nd's name, or "" for callers without a node.
@@ -42,88 +42,17 @@ func nodeName(nd node.Node) string {
 	return nd.Name()
 }
 
-func register(node, name string, e *engine)   { engines.put(registryKey{node, name}, e) }
-func unregister(node, name string, e *engine) { engines.remove(registryKey{node, name}, e) }
+func register(node, name string, e *engine)   { engines.Put(registryKey{node, name}, e) }
+func unregister(node, name string, e *engine) { engines.Remove(registryKey{node, name}, e) }
 
 // registered returns the engine of serving name on node, or nil.
-func registered(node, name string) *engine { return engines.get(registryKey{node, name}) }
+func registered(node, name string) *engine { return engines.Get(registryKey{node, name}) }
 
-func registerEndpoint(node string, ep *endpoint)   { endpoints.put(node, ep) }
-func unregisterEndpoint(node string, ep *endpoint) { endpoints.remove(node, ep) }
+func registerEndpoint(node string, ep *endpoint)   { endpoints.Put(node, ep) }
+func unregisterEndpoint(node string, ep *endpoint) { endpoints.Remove(node, ep) }
 
 // endpointOf returns the serving endpoint of node, or nil.
-func endpointOf(node string) *endpoint { return endpoints.get(node) }
-
-// cowMap is an immutable map behind one atomic pointer, replaced on every
-// write: readers never write shared memory. Writes are rare (a serving
-// starting or stopping).
-type cowMap[K comparable, V comparable] struct {
-	mu sync.Mutex // serialises writers
-	m  atomic.Pointer[map[K]V]
-}
-
-func (c *cowMap[K, V]) get(k K) V {
-	var zero V
-	m := c.m.Load()
-	if m == nil {
-		return zero
-	}
-	return (*m)[k]
-}
-
-// size is the number of keys.
-func (c *cowMap[K, V]) size() int {
-	m := c.m.Load()
-	if m == nil {
-		return 0
-	}
-	return len(*m)
-}
-
-func (c *cowMap[K, V]) put(k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	next := c.copyLocked()
-	next[k] = v
-	c.m.Store(&next)
-}
-
-// putNew stores v under k unless k has a value; it reports whether it
-// stored it.
-func (c *cowMap[K, V]) putNew(k K, v V) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var zero V
-	if old := c.m.Load(); old != nil && (*old)[k] != zero {
-		return false
-	}
-	next := c.copyLocked()
-	next[k] = v
-	c.m.Store(&next)
-	return true
-}
-
-// remove deletes k if its value is v (a newer registration stays).
-func (c *cowMap[K, V]) remove(k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if old := c.m.Load(); old == nil || (*old)[k] != v {
-		return
-	}
-	next := c.copyLocked()
-	delete(next, k)
-	c.m.Store(&next)
-}
-
-func (c *cowMap[K, V]) copyLocked() map[K]V {
-	next := map[K]V{}
-	if old := c.m.Load(); old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	return next
-}
+func endpointOf(node string) *endpoint { return endpoints.Get(node) }
 
 // lookup finds the engine of the serving registered as name on nd (nil:
 // the serving without a node of that name).
@@ -132,7 +61,7 @@ func lookup(nd node.Node, name string) (*engine, error) {
 		return e, nil
 	}
 	if nd == nil {
-		if locals.get(name) != nil {
+		if locals.Get(name) != nil {
 			return nil, fmt.Errorf("%w: serving %q (without a node) is starting or stopping", ErrNoProc, name)
 		}
 		return nil, fmt.Errorf("%w: could not find a serving without a node named %q in this process; "+

@@ -113,7 +113,7 @@ func Start(nd node.Node, opts Options) (*Handle, error) {
 // startLocal starts a serving without a node: its engine alone, with
 // tasks on plain goroutines, registered under the name for the process.
 func startLocal(c *config) (*Handle, error) {
-	if registered("", c.name) != nil || locals.get(c.name) != nil {
+	if registered("", c.name) != nil || locals.Get(c.name) != nil {
 		return nil, localTaken(c.name)
 	}
 	e, err := c.build("", goRunner{})
@@ -123,7 +123,7 @@ func startLocal(c *config) (*Handle, error) {
 	h := &Handle{name: c.name, e: e, done: make(chan struct{})}
 	// Two Starts of one name may both pass the check above: the handle
 	// is published first, and only by one of them.
-	if !locals.putNew(c.name, h) {
+	if !locals.PutNew(c.name, h) {
 		e.shutdown()
 		return nil, localTaken(c.name)
 	}
@@ -171,7 +171,7 @@ func ChildSpec(nd node.Node, opts Options) (gen.SupervisorChildSpec, error) {
 // returns ErrNoProc. Handle.Stop does the same for a handle.
 func Stop(ctx context.Context, nd node.Node, name string) error {
 	if nd == nil {
-		h := locals.get(name)
+		h := locals.Get(name)
 		if h == nil {
 			return fmt.Errorf("%w: no serving without a node named %q in this process", ErrNoProc, name)
 		}
