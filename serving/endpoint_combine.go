@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/ergonx/ergonx/actors/pg"
-	"github.com/ergonx/ergonx/actors/wire"
 	"github.com/ergonx/ergonx/batch"
 	"github.com/ergonx/ergonx/internal/cowmap"
 )
@@ -39,9 +38,10 @@ import (
 // both within what batching already does: rows combined with others share
 // their request's fate on the serving node (an overloaded queue refuses
 // them together, as a failing batch fails all its callers), and a caller
-// that gives up returns at once but its rows still run (they are in the
-// same request as rows whose callers still wait). The serving node counts
-// one request per combined request.
+// that gives up returns at once but takes its rows out only if they have
+// not left, or if every caller of their request gave up (the request is
+// then cancelled as a lone call is). The serving node counts one request
+// per combined request.
 
 // rowsGroupPrefix starts the name of the process group that marks a
 // serving whose requests may carry several callers' rows.
@@ -274,9 +274,9 @@ func (cb *combiner) send(parts []*combinedPart) {
 		failParts(parts, fmt.Errorf("%w: input for serving %q: %v", ErrWire, cb.name, err))
 		return
 	}
-	bin, err := wire.Marshal(merged)
+	bin, err := encodeInput(cb.name, merged)
 	if err != nil {
-		failParts(parts, fmt.Errorf("%w: input for serving %q: %v", ErrWire, cb.name, err))
+		failParts(parts, err)
 		return
 	}
 	req := &combinedRequest{
@@ -327,14 +327,9 @@ func (cb *combiner) await(req *combinedRequest, parts []*combinedPart, rows int)
 		failParts(parts, r.err)
 		return
 	}
-	rb, ok := r.result.([]byte)
-	if !ok {
-		failParts(parts, fmt.Errorf("%w: result of serving %q from node %s is %T, not a binary", ErrWire, cb.name, cb.node, r.result))
-		return
-	}
-	out, err := wire.Unmarshal(rb)
+	out, err := decodeResult(cb.name, cb.node, r.result)
 	if err != nil {
-		failParts(parts, fmt.Errorf("%w: result of serving %q from node %s: %v", ErrWire, cb.name, cb.node, err))
+		failParts(parts, err)
 		return
 	}
 	sl, err := batch.NewSlicer(out)

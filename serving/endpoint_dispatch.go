@@ -138,8 +138,8 @@ func contains(pids []etf.Pid, p etf.Pid) bool {
 	return false
 }
 
-// lookupScope returns the process-group scope name of the endpoint's
-// node. The last one found is kept while it runs: looking a scope up by
+// lookupScope returns the process-group scope called name on the
+// endpoint's node. The last one found is kept while it runs: looking a scope up by
 // name takes the node's registry lock, which every call would otherwise
 // take (measured: 3.5 % of the cluster path's CPU at 256 callers).
 func (ep *endpoint) lookupScope(nd gen.Core, name string) *pg.Scope {

@@ -106,9 +106,7 @@ type distInput struct {
 // encodeErgonx encodes the input for ergonx nodes, once.
 func (in *distInput) encodeErgonx() error {
 	if in.ergonx == nil && in.ergonxError == nil {
-		if in.ergonx, in.ergonxError = wire.Marshal(in.value); in.ergonxError != nil {
-			in.ergonxError = fmt.Errorf("%w: input for serving %q: %v", ErrWire, in.name, in.ergonxError)
-		}
+		in.ergonx, in.ergonxError = encodeInput(in.name, in.value)
 	}
 	return in.ergonxError
 }
@@ -121,13 +119,28 @@ func (in *distInput) callErgonx(ctx context.Context, ep *endpoint, node string) 
 	if err != nil {
 		return nil, err
 	}
+	return decodeResult(in.name, node, res)
+}
+
+// encodeInput is an input for serving name in the endpoint protocol's
+// wire form.
+func encodeInput(name string, value any) ([]byte, error) {
+	b, err := wire.Marshal(value)
+	if err != nil {
+		return nil, fmt.Errorf("%w: input for serving %q: %v", ErrWire, name, err)
+	}
+	return b, nil
+}
+
+// decodeResult reads the result of serving name that node answered.
+func decodeResult(name, node string, res etf.Term) (any, error) {
 	rb, ok := res.([]byte)
 	if !ok {
-		return nil, fmt.Errorf("%w: result of serving %q from node %s is %T, not a binary", ErrWire, in.name, node, res)
+		return nil, fmt.Errorf("%w: result of serving %q from node %s is %T, not a binary", ErrWire, name, node, res)
 	}
 	out, err := wire.Unmarshal(rb)
 	if err != nil {
-		return nil, fmt.Errorf("%w: result of serving %q from node %s: %v", ErrWire, in.name, node, err)
+		return nil, fmt.Errorf("%w: result of serving %q from node %s: %v", ErrWire, name, node, err)
 	}
 	return out, nil
 }
